@@ -1,0 +1,65 @@
+//! camhub's one error type: a kind (which decides the HTTP status) and a message written for the
+//! user — what happened and what to do. Internals go to the log, never to clients.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What went wrong, broadly; decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed (bad size, bad quality).
+    BadRequest,
+    /// No such camera.
+    NotFound,
+    /// A per-camera limit is reached (too many distinct variants).
+    TooMany,
+    /// The camera has no picture to give right now (down, still connecting).
+    Unavailable,
+    /// A bug or resource failure inside camhub.
+    Internal,
+}
+
+/// An error with a kind and a user-facing message.
+#[derive(Debug, Clone)]
+pub struct Error {
+    /// Kind (HTTP status).
+    pub kind: ErrorKind,
+    /// What happened and what to do, safe to show (no credentials).
+    pub message: String,
+}
+
+impl Error {
+    /// A new error.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status for this error's kind.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

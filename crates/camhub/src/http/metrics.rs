@@ -1,0 +1,36 @@
+//! `GET /metrics`: Prometheus text exposition of every camera's counters.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use crate::hub::status::Metrics;
+
+/// The handler.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    type Getter = fn(&crate::hub::Camera) -> f64;
+    let families: [(&str, &str, &str, Getter); 11] = [
+        ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
+        ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
+        ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
+        ("camhub_frames_dropped_total", "counter", "Frames dropped before decode or encode (decoder behind, waiting for a keyframe, nobody needing pixels).", |c| Metrics::get(&c.metrics.frames_dropped) as f64),
+        ("camhub_decode_seconds_total", "counter", "CPU time spent decoding.", |c| Metrics::get(&c.metrics.decode_ns) as f64 / 1e9),
+        ("camhub_encode_seconds_total", "counter", "CPU time spent scaling and encoding JPEGs.", |c| Metrics::get(&c.metrics.encode_ns) as f64 / 1e9),
+        ("camhub_reconnects_total", "counter", "Upstream reconnects after failures.", |c| Metrics::get(&c.metrics.reconnects) as f64),
+        ("camhub_bytes_out_total", "counter", "Bytes of JPEG data sent to viewers.", |c| Metrics::get(&c.metrics.bytes_out) as f64),
+        ("camhub_viewers", "gauge", "Live viewers (MJPEG streams, WebSocket subscriptions, waiting snapshots).", |c| c.viewers() as f64),
+        ("camhub_viewer_queued_bytes_max", "gauge", "Largest number of bytes one viewer has been handed but not yet accepted.", |c| c.max_queued_bytes() as f64),
+        ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
+    ];
+    for (name, kind, help, get) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for cam in state.hub.cameras() {
+            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", cam.id(), get(cam));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,193 @@
+//! `GET /api/cameras/{id}/stream.mjpeg`: multipart/x-mixed-replace MJPEG. Each viewer gets the
+//! newest frame of its variant at once, then every new one (or, with `fps=`, the newest one at
+//! most that often). The JPEG bytes are shared with every other viewer of the variant (no copy);
+//! the body is pulled by hyper, so a viewer that stops reading holds at most one frame.
+//! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
+use camhub_media::multipart::part_header;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::api::{raw, PictureQuery};
+use super::AppState;
+use crate::error::{Error, ErrorKind};
+use crate::hub::status::Metrics;
+use crate::hub::{State as CamState, Subscription};
+
+/// The multipart boundary camhub writes.
+pub const BOUNDARY: &str = "frame";
+/// How long a viewer waits for a frame before a placeholder is sent (when the camera is down).
+pub const PLACEHOLDER_AFTER: Duration = Duration::from_secs(3);
+
+/// The handler.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> Result<Response, Error> {
+    let cam = state.hub.camera(&id)?.clone();
+    let query = PictureQuery::parse(raw(&q), true)?;
+    let sub = cam.subscribe(query.key)?;
+    let queued = cam.register_queue();
+    let viewer = Viewer {
+        sub,
+        min_interval: query.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
+        last_sent: None,
+        first: true,
+        pending: VecDeque::new(),
+        queued,
+        shutdown: state.shutdown.clone(),
+        last_size: (640, 360),
+    };
+    let body = Body::from_stream(futures::stream::unfold(viewer, |mut v| async move {
+        let chunk = v.next_chunk().await?;
+        Some((Ok::<Bytes, std::io::Error>(chunk), v))
+    }));
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
+        )
+        .header(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(body)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot build the response: {e}"),
+            )
+        })
+}
+
+/// One MJPEG viewer's state.
+struct Viewer {
+    sub: Subscription,
+    min_interval: Option<Duration>,
+    last_sent: Option<Instant>,
+    first: bool,
+    /// The parts of the frame being written (header, JPEG, CRLF): at most one frame.
+    pending: VecDeque<Bytes>,
+    queued: Arc<AtomicU64>,
+    shutdown: watch::Receiver<bool>,
+    last_size: (u32, u32),
+}
+
+impl Viewer {
+    /// The next chunk of the body; `None` ends the response.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(chunk) = self.pending.pop_front() {
+            self.queued.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
+            return Some(chunk);
+        }
+        let (jpeg, seq_frame) = self.next_frame().await?;
+        if seq_frame {
+            Metrics::add(&self.sub.camera().metrics.frames_out, 1);
+        }
+        let header = Bytes::from(part_header(BOUNDARY, jpeg.len()));
+        let total = header.len() + jpeg.len() + 2;
+        Metrics::add(&self.sub.camera().metrics.bytes_out, total as u64);
+        self.pending.push_back(jpeg);
+        self.pending.push_back(Bytes::from_static(b"\r\n"));
+        self.queued
+            .store((total - header.len()) as u64, Ordering::Relaxed);
+        self.last_sent = Some(Instant::now());
+        Some(header)
+    }
+
+    /// The next JPEG to send (and whether it is a real frame rather than a placeholder).
+    async fn next_frame(&mut self) -> Option<(Bytes, bool)> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        if self.first {
+            self.first = false;
+            if let Some(f) = self.sub.latest() {
+                self.last_size = (f.width, f.height);
+                return Some((f.data.clone(), true));
+            }
+        }
+        if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
+            let due = last + min;
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = self.shutdown.changed() => return None,
+            }
+            if self.sub.has_new() {
+                if let Some(f) = self.sub.latest() {
+                    self.last_size = (f.width, f.height);
+                    return Some((f.data.clone(), true));
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                f = tokio::time::timeout(PLACEHOLDER_AFTER, self.sub.next()) => match f {
+                    Ok(Some(f)) => {
+                        self.last_size = (f.width, f.height);
+                        return Some((f.data.clone(), true));
+                    }
+                    Ok(None) => return None,
+                    Err(_) => {
+                        if let Some(p) = self.placeholder().await {
+                            return Some((p, false));
+                        }
+                    }
+                },
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+
+    /// A labelled placeholder when the camera is not streaming (None while it streams normally).
+    async fn placeholder(&self) -> Option<Bytes> {
+        let cam = self.sub.camera().clone();
+        let status = cam.status.borrow().clone();
+        if status.state == CamState::Streaming {
+            return None;
+        }
+        let headline = match status.state {
+            CamState::Retrying => "reconnecting...".to_owned(),
+            CamState::Connecting => "connecting...".to_owned(),
+            CamState::Idle => "waiting for the camera...".to_owned(),
+            CamState::Streaming => return None,
+        };
+        let mut lines = vec![cam.config.name.clone(), headline];
+        if let Some(reason) = status.reason.or(status.last_error) {
+            lines.extend(wrap(&reason, 48));
+        }
+        let (w, h) = self.last_size;
+        tokio::task::spawn_blocking(move || {
+            crate::hub::pipeline::render_placeholder(w, h, &lines).ok()
+        })
+        .await
+        .ok()?
+    }
+}
+
+/// Splits text into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let Some(last) = lines.last_mut() else { break };
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines.truncate(4);
+    lines
+}

@@ -1,0 +1,69 @@
+//! `GET /api/cameras/{id}/frame.jpeg`: the newest frame at once, with its age in `X-Frame-Age-Ms`.
+//! An idle camera is woken and the request waits up to `snapshot_timeout` for a frame, then answers
+//! 503 with the reason. Never hangs.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::Response;
+
+use super::api::{raw, PictureQuery};
+use super::AppState;
+use crate::error::{Error, ErrorKind};
+use crate::hub::status::Metrics;
+use crate::hub::State as CamState;
+
+/// A frame older than this is not served from the slot of a camera that is not streaming.
+const FRESH_MS: u128 = 2000;
+
+/// The handler.
+pub async fn frame(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> Result<Response, Error> {
+    let cam = state.hub.camera(&id)?.clone();
+    let query = PictureQuery::parse(raw(&q), false)?;
+    let mut sub = cam.subscribe(query.key)?;
+    let streaming = cam.status.borrow().state == CamState::Streaming;
+    let frame = match sub.latest() {
+        Some(f) if streaming || f.received.elapsed().as_millis() < FRESH_MS => f,
+        _ => {
+            let timeout = state.hub.server.snapshot_timeout;
+            match tokio::time::timeout(timeout, sub.next()).await {
+                Ok(Some(f)) => f,
+                _ => {
+                    let s = cam.status.borrow().clone();
+                    let why = s
+                        .reason
+                        .or(s.last_error)
+                        .unwrap_or_else(|| format!("state: {}", s.state.name()));
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "camera \"{id}\" produced no frame within {:.1}s ({why})",
+                            timeout.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    Metrics::add(&cam.metrics.bytes_out, frame.data.len() as u64);
+    Metrics::add(&cam.metrics.frames_out, 1);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(
+            "X-Frame-Age-Ms",
+            frame.received.elapsed().as_millis().to_string(),
+        )
+        .header("X-Frame-Seq", frame.seq.to_string())
+        .header("X-Frame-Timestamp", frame.unix_ms.to_string())
+        .body(axum::body::Body::from(frame.data.clone()))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot build the response: {e}"),
+            )
+        })
+}

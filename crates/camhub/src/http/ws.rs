@@ -1,0 +1,198 @@
+//! `GET /api/ws`: one WebSocket carries a whole grid of cameras (browsers allow only six HTTP/1.1
+//! connections per host, so a grid of MJPEG `<img>`s stalls past six). The client subscribes with
+//! JSON; the server sends, per camera, a JSON header then the binary JPEG — only the newest frame:
+//! while a send is in progress, newer frames replace older ones in the cameras' latest-value slots.
+//! Status changes and a heartbeat every 5 s let the client tell a dead link from a still scene.
+//! The protocol is documented in `docs/api.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::AppState;
+use crate::hub::status::{Metrics, Status};
+use crate::hub::{Camera, Subscription, VariantKey};
+
+/// Heartbeat period.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Most entries in one subscribe message.
+const MAX_ENTRIES: usize = 64;
+
+/// The upgrade handler.
+pub async fn grid(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| session(socket, state))
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    subscribe: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    camera: String,
+    width: Option<u32>,
+    height: Option<u32>,
+    quality: Option<u32>,
+    fps: Option<f64>,
+}
+
+struct Sub {
+    camera: Arc<Camera>,
+    frames: Subscription,
+    status: watch::Receiver<Status>,
+    min_interval: Option<Duration>,
+    last_sent: Option<Instant>,
+}
+
+enum Wake {
+    Frame(usize),
+    Status(usize),
+    Gone(usize),
+}
+
+async fn session(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let mut subs: Vec<Sub> = Vec::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let wake = async {
+            if subs.is_empty() {
+                return futures::future::pending::<Wake>().await;
+            }
+            let futs = subs.iter_mut().enumerate().map(|(i, s)| {
+                Box::pin(async move {
+                    if let (Some(min), Some(last)) = (s.min_interval, s.last_sent) {
+                        tokio::time::sleep_until(last + min).await;
+                    }
+                    tokio::select! {
+                        r = s.frames.wait_new() => if r { Wake::Frame(i) } else { Wake::Gone(i) },
+                        r = s.status.changed() => if r.is_ok() { Wake::Status(i) } else { Wake::Gone(i) },
+                    }
+                })
+            });
+            futures::future::select_all(futs).await.0
+        };
+        let outgoing: Vec<Message> = tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => match subscribe(&state, &text, &mut subs) {
+                    Ok(msgs) => msgs,
+                    Err(e) => vec![text_msg(json!({"type": "error", "camera": null, "error": e}))],
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => Vec::new(),
+            },
+            w = wake => match w {
+                Wake::Frame(i) => frame_messages(&mut subs[i]),
+                Wake::Status(i) => {
+                    let s = &mut subs[i];
+                    let status = s.status.borrow_and_update().clone();
+                    vec![status_msg(&s.camera, &status)]
+                }
+                Wake::Gone(i) => { subs.remove(i); Vec::new() }
+            },
+            _ = heartbeat.tick() => vec![text_msg(json!({"type": "heartbeat", "ts": now_ms()}))],
+            _ = shutdown.changed() => break,
+        };
+        for m in outgoing {
+            if sink.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+/// Applies a subscribe message: replaces the subscription set; returns the immediate replies
+/// (status of each camera, the newest frame where one exists, errors for bad entries).
+fn subscribe(state: &AppState, text: &str, subs: &mut Vec<Sub>) -> Result<Vec<Message>, String> {
+    let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "bad message ({e}); expected {{\"subscribe\":[{{\"camera\":\"id\",\"width\":640}}]}}"
+        )
+    })?;
+    if msg.subscribe.len() > MAX_ENTRIES {
+        return Err(format!("at most {MAX_ENTRIES} cameras per subscription"));
+    }
+    subs.clear();
+    let mut out = Vec::new();
+    for e in msg.subscribe {
+        let result = state.hub.camera(&e.camera).and_then(|cam| {
+            let key = VariantKey::from_query(e.width, e.height, e.quality)?;
+            if let Some(f) = e.fps {
+                if !(f > 0.0 && f <= 1000.0) {
+                    return Err(crate::Error::new(
+                        crate::ErrorKind::BadRequest,
+                        "fps must be above 0 and at most 1000",
+                    ));
+                }
+            }
+            Ok((cam.clone(), cam.subscribe(key)?))
+        });
+        match result {
+            Ok((camera, frames)) => {
+                let status = camera.status.subscribe();
+                let mut sub = Sub {
+                    camera,
+                    frames,
+                    status,
+                    min_interval: e.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
+                    last_sent: None,
+                };
+                let status = sub.status.borrow_and_update().clone();
+                out.push(status_msg(&sub.camera, &status));
+                out.extend(frame_messages(&mut sub));
+                subs.push(sub);
+            }
+            Err(err) => out.push(text_msg(
+                json!({"type": "error", "camera": e.camera, "error": err.message}),
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// The header and JPEG of a subscription's newest frame (nothing if it has none).
+fn frame_messages(sub: &mut Sub) -> Vec<Message> {
+    let Some(f) = sub.frames.latest() else {
+        return Vec::new();
+    };
+    sub.last_sent = Some(Instant::now());
+    Metrics::add(&sub.camera.metrics.frames_out, 1);
+    Metrics::add(&sub.camera.metrics.bytes_out, f.data.len() as u64);
+    vec![
+        text_msg(json!({
+            "type": "frame", "camera": sub.camera.id(), "seq": f.seq, "ts": f.unix_ms,
+            "width": f.width, "height": f.height, "size": f.data.len(),
+        })),
+        Message::Binary(f.data.clone()),
+    ]
+}
+
+fn status_msg(cam: &Camera, s: &Status) -> Message {
+    text_msg(json!({
+        "type": "status", "camera": cam.id(), "state": s.state, "reason": s.reason,
+        "codec": s.codec, "width": s.width, "height": s.height, "fps": s.fps,
+        "viewers": cam.viewers(), "reconnects": s.reconnects, "last_error": s.last_error,
+    }))
+}
+
+fn text_msg(v: serde_json::Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,382 @@
+//! [`Camera`]: one configured camera and its upstream lifecycle. The upstream connection is opened
+//! when the first consumer arrives and closed when no consumer has taken a frame for
+//! `idle_timeout` (consumers that are waiting for the next frame count as taking); `always_on`
+//! keeps it up. A failed or silent connection (the watchdog: no frame for `watchdog`) is retried
+//! forever with capped exponential back-off and jitter while anyone still wants the camera. All of
+//! it runs in one tokio task per camera, which only moves bytes; pixels are handled on the
+//! camera's decode thread ([`super::pipeline`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use camhub_config::{Camera as CameraConfig, SourceSpec};
+use camhub_media::backoff::Backoff;
+use tokio::sync::watch;
+use tracing::{debug, info, warn, Instrument};
+
+use super::pipeline;
+use super::queue::FrameQueue;
+use super::status::{Metrics, State, Status};
+use super::variants::{JpegFrame, VariantKey, Variants};
+use crate::error::Error;
+use crate::source::{OpenOptions, Source, SourceEvent};
+
+/// First retry delay after a failure.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Longest retry delay (before jitter).
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// One camera: config, status, variants, counters, and the on-demand upstream.
+pub struct Camera {
+    /// The camera's configuration.
+    pub config: CameraConfig,
+    /// JPEG variants and their latest frames.
+    pub variants: Variants,
+    /// Current status; subscribers are told of every change.
+    pub status: watch::Sender<Status>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    epoch: Instant,
+    /// Milliseconds since `epoch` when a consumer last took a frame (or arrived).
+    last_taken_ms: AtomicU64,
+    /// Milliseconds since `epoch` when the newest frame arrived from the camera (0 = none yet).
+    last_frame_ms: AtomicU64,
+    /// Consumers currently waiting for the next frame.
+    waiting: AtomicUsize,
+    /// Live subscriptions (viewers).
+    viewers: AtomicUsize,
+    running: AtomicBool,
+    /// Source frame counter, shared by every variant.
+    pub(crate) seq: AtomicU64,
+    /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
+    queues: Mutex<Vec<Weak<AtomicU64>>>,
+}
+
+impl Camera {
+    /// A camera in the idle state.
+    pub fn new(config: CameraConfig, max_variants: usize) -> Arc<Camera> {
+        Arc::new(Camera {
+            config,
+            variants: Variants::new(max_variants),
+            status: watch::Sender::new(Status::default()),
+            metrics: Metrics::default(),
+            epoch: Instant::now(),
+            last_taken_ms: AtomicU64::new(0),
+            last_frame_ms: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            viewers: AtomicUsize::new(0),
+            running: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+            queues: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The camera's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Number of live subscriptions.
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Age of the newest frame from the camera, if any arrived.
+    pub fn last_frame_age(&self) -> Option<Duration> {
+        match self.last_frame_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+
+    /// A counter for one viewer's queued bytes, reported in `/metrics` while the viewer lives.
+    pub fn register_queue(&self) -> Arc<AtomicU64> {
+        let q = Arc::new(AtomicU64::new(0));
+        let mut qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        qs.retain(|w| w.strong_count() > 0);
+        qs.push(Arc::downgrade(&q));
+        q
+    }
+
+    /// The largest number of bytes any live viewer has queued.
+    pub fn max_queued_bytes(&self) -> u64 {
+        let qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        qs.iter()
+            .filter_map(Weak::upgrade)
+            .map(|q| q.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Subscribes to a JPEG variant and makes sure the upstream runs.
+    pub fn subscribe(self: &Arc<Self>, key: VariantKey) -> Result<Subscription, Error> {
+        let rx = self.variants.subscribe(key)?;
+        self.viewers.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        self.ensure_running();
+        Ok(Subscription {
+            camera: self.clone(),
+            rx,
+        })
+    }
+
+    /// Records that a consumer took a frame (or arrived): the camera is wanted for another
+    /// `idle_timeout`.
+    pub fn touch(&self) {
+        self.last_taken_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        // +1 so that 0 keeps meaning "never".
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// True while the upstream should be open.
+    pub fn demanded(&self) -> bool {
+        if self.config.always_on || self.waiting.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let last = self.last_taken_ms.load(Ordering::Relaxed);
+        last != 0
+            && self.now_ms().saturating_sub(last) < self.config.idle_timeout.as_millis() as u64
+    }
+
+    /// Starts the upstream task unless it runs already.
+    pub fn ensure_running(self: &Arc<Self>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cam = self.clone();
+        let span = tracing::info_span!("camera", id = %self.config.id);
+        tokio::spawn(
+            async move {
+                loop {
+                    cam.upstream().await;
+                    cam.running.store(false, Ordering::Release);
+                    // A consumer may have arrived between the decision to stop and the flag
+                    // clearing; it saw `running` set and did not start a task, so check again.
+                    if !cam.demanded() || cam.running.swap(true, Ordering::AcqRel) {
+                        break;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Changes the status, logging once per real state change.
+    fn set_state(&self, state: State, reason: Option<String>) {
+        let mut changed_state = false;
+        self.status.send_if_modified(|s| {
+            let modified = s.state != state || s.reason != reason;
+            changed_state = s.state != state;
+            s.state = state;
+            s.reason = reason.clone();
+            if state == State::Idle {
+                s.fps = None;
+            }
+            modified
+        });
+        if changed_state {
+            match (&state, &reason) {
+                (State::Retrying, Some(r)) => warn!(state = state.name(), "{r}"),
+                (_, Some(r)) => info!(state = state.name(), "{r}"),
+                _ => info!(state = state.name(), "state changed"),
+            }
+        } else if let Some(r) = &reason {
+            debug!(state = state.name(), "{r}");
+        }
+    }
+
+    /// The upstream loop: connect, stream, reconnect; returns when nobody wants the camera.
+    async fn upstream(self: &Arc<Self>) {
+        let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
+        let mut failures_in_a_row = 0u32;
+        while self.demanded() {
+            self.set_state(
+                State::Connecting,
+                Some(format!("connecting to {}", self.config.source.redacted)),
+            );
+            let outcome = self.session(&self.config.source, &mut backoff).await;
+            let error = match outcome {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            failures_in_a_row += 1;
+            Metrics::add(&self.metrics.reconnects, 1);
+            self.status.send_modify(|s| {
+                s.reconnects += 1;
+                s.last_error = Some(error.clone());
+                s.fps = None;
+            });
+            let delay = backoff.next_delay(rand::random::<f64>());
+            self.set_state(
+                State::Retrying,
+                Some(format!(
+                    "{error}; retrying in {:.0}s",
+                    delay.as_secs_f64().max(1.0)
+                )),
+            );
+            if failures_in_a_row == 1 {
+                debug!("first failure: {error}");
+            }
+            // Sleep in slices so a camera nobody wants any more goes idle promptly.
+            let until = tokio::time::Instant::now() + delay;
+            while tokio::time::Instant::now() < until && self.demanded() {
+                tokio::time::sleep_until(
+                    until.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+                )
+                .await;
+            }
+        }
+        self.set_state(State::Idle, None);
+    }
+
+    /// One connection: Ok(()) when closed for idleness, Err(reason) on failure.
+    async fn session(
+        self: &Arc<Self>,
+        spec: &SourceSpec,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
+        let mut source = Source::open(spec, &OpenOptions::default())
+            .await
+            .map_err(|e| e.0)?;
+        let queue = Arc::new(FrameQueue::new());
+        let thread = pipeline::spawn(self.clone(), queue.clone())
+            .map_err(|e| format!("cannot start decoding: {e}"))?;
+        let result = self.pump(&mut source, &queue, backoff).await;
+        queue.close();
+        drop(source);
+        // The decode thread drains and exits on its own; don't block the runtime joining it.
+        drop(thread);
+        result
+    }
+
+    /// Moves events from the source to the decode thread until failure or idleness.
+    async fn pump(
+        &self,
+        source: &mut Source,
+        queue: &FrameQueue,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
+        let watchdog = self.config.watchdog;
+        let mut idle_check = tokio::time::interval(Duration::from_millis(500));
+        let mut streaming = false;
+        let mut window_start = Instant::now();
+        let mut window_frames = 0u32;
+        loop {
+            tokio::select! {
+                next = tokio::time::timeout(watchdog, source.next()) => {
+                    let ev = match next {
+                        Err(_) => return Err(format!("no frame for {}s while connected (watchdog)", watchdog.as_secs_f64())),
+                        Ok(Err(e)) => return Err(e.0),
+                        Ok(Ok(ev)) => ev,
+                    };
+                    if !matches!(ev, SourceEvent::Params(_)) {
+                        Metrics::add(&self.metrics.frames_in, 1);
+                        self.last_frame_ms.store(self.now_ms(), Ordering::Relaxed);
+                        window_frames += 1;
+                        if !streaming {
+                            streaming = true;
+                            backoff.reset();
+                            self.set_state(State::Streaming, None);
+                        }
+                    }
+                    let outcome = queue.push(ev);
+                    Metrics::add(&self.metrics.frames_dropped, outcome.dropped as u64);
+                    let elapsed = window_start.elapsed();
+                    if elapsed >= Duration::from_secs(2) {
+                        let fps = (f64::from(window_frames) / elapsed.as_secs_f64() * 10.0).round() / 10.0;
+                        self.status.send_if_modified(|s| {
+                            let changed = s.fps != Some(fps);
+                            s.fps = Some(fps);
+                            changed
+                        });
+                        window_start = Instant::now();
+                        window_frames = 0;
+                    }
+                }
+                _ = idle_check.tick() => {
+                    if !self.demanded() {
+                        info!("no consumer took a frame for {}s: closing the connection", self.config.idle_timeout.as_secs());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A consumer's subscription to one JPEG variant of one camera. Dropping it removes the viewer.
+pub struct Subscription {
+    camera: Arc<Camera>,
+    rx: watch::Receiver<Option<Arc<JpegFrame>>>,
+}
+
+impl Subscription {
+    /// The camera.
+    pub fn camera(&self) -> &Arc<Camera> {
+        &self.camera
+    }
+
+    /// The newest frame, if any, marking it seen.
+    pub fn latest(&mut self) -> Option<Arc<JpegFrame>> {
+        let f = self.rx.borrow_and_update().clone();
+        if f.is_some() {
+            self.camera.touch();
+        }
+        f
+    }
+
+    /// Waits until a frame newer than the last one seen exists, without taking it (cancel-safe).
+    /// False if the variant went away.
+    pub async fn wait_new(&mut self) -> bool {
+        let _waiting = Waiting::new(&self.camera);
+        self.camera.ensure_running();
+        self.rx.changed().await.is_ok()
+    }
+
+    /// True if a frame newer than the last one seen is waiting.
+    pub fn has_new(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
+    /// Waits for a frame newer than the last one seen. `None` if the variant went away.
+    pub async fn next(&mut self) -> Option<Arc<JpegFrame>> {
+        {
+            let _waiting = Waiting::new(&self.camera);
+            self.camera.ensure_running();
+            self.rx.changed().await.ok()?;
+        }
+        self.latest()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.camera.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a consumer as waiting for the next frame while alive.
+struct Waiting<'a>(&'a Camera);
+
+impl<'a> Waiting<'a> {
+    fn new(cam: &'a Camera) -> Self {
+        cam.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(cam)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        // Leaving the wait (frame taken or gave up) also counts as activity.
+        self.0.touch();
+    }
+}

@@ -1,0 +1,73 @@
+//! The hub: every configured [`Camera`], found by id. Owns nothing about HTTP; the `http` layer asks
+//! it for cameras and subscriptions.
+
+pub mod camera;
+pub mod pipeline;
+pub mod queue;
+pub mod status;
+pub mod variants;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use camera::{Camera, Subscription};
+use camhub_config::Config;
+pub use status::{State, Status};
+pub use variants::{JpegFrame, VariantKey};
+
+use crate::error::{Error, ErrorKind};
+
+/// All cameras of one camhub process.
+pub struct Hub {
+    cameras: Vec<Arc<Camera>>,
+    by_id: HashMap<String, Arc<Camera>>,
+    /// The `[server]` settings.
+    pub server: camhub_config::Server,
+}
+
+impl Hub {
+    /// Builds the cameras of `config` (all idle).
+    pub fn new(config: &Config) -> Arc<Hub> {
+        let cameras: Vec<Arc<Camera>> = config
+            .cameras
+            .iter()
+            .map(|c| Camera::new(c.clone(), config.server.max_variants))
+            .collect();
+        let by_id = cameras
+            .iter()
+            .map(|c| (c.id().to_owned(), c.clone()))
+            .collect();
+        Arc::new(Hub {
+            cameras,
+            by_id,
+            server: config.server.clone(),
+        })
+    }
+
+    /// Starts the cameras configured `always_on`. Call inside the tokio runtime.
+    pub fn start(&self) {
+        for cam in self.cameras.iter().filter(|c| c.config.always_on) {
+            cam.ensure_running();
+        }
+    }
+
+    /// Every camera, in config order.
+    pub fn cameras(&self) -> &[Arc<Camera>] {
+        &self.cameras
+    }
+
+    /// The camera with this id, or a 404 error naming the known ids.
+    pub fn camera(&self, id: &str) -> Result<&Arc<Camera>, Error> {
+        self.by_id.get(id).ok_or_else(|| {
+            let known: Vec<&str> = self.cameras.iter().map(|c| c.id()).collect();
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no camera with id \"{}\"; known cameras: {}",
+                    id.escape_default(),
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! camhub: connect once to each camera, serve it to any number of viewers.
+//!
+//! Layers, in dependency order (nothing imports `http`): [`source`] talks to cameras and yields
+//! compressed frames; [`hub`] owns each camera's lifecycle (on-demand connection, reconnect, the
+//! decode/encode thread, latest-value fan-out of JPEG variants); [`http`] serves it all.
+
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod source;
+
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,103 @@
+//! The `ffmpeg:` source: anything libavformat opens — a file (looped with `loop_file`), a V4L2 webcam
+//! (`ffmpeg:/dev/video0` with `input_format = "v4l2"`), RTMP, HLS. libavformat blocks, so the
+//! reading runs on its own named thread and hands packets over through a small bounded channel;
+//! files are paced at their native frame rate (like `ffmpeg -re`), live inputs pace themselves.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use camhub_codec::Demuxer;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Scrubber, SourceError, SourceEvent};
+
+/// Packets in flight between the reader thread and the async side.
+const CHANNEL: usize = 8;
+
+/// An open libavformat input read by a background thread.
+pub struct FfmpegSource {
+    rx: mpsc::Receiver<Result<SourceEvent, SourceError>>,
+}
+
+impl FfmpegSource {
+    /// Opens the input on a new thread; returns once it is open (or failed).
+    pub async fn open(
+        input: &str,
+        format: Option<String>,
+        options: BTreeMap<String, String>,
+        loop_file: bool,
+        scrub: Scrubber,
+    ) -> Result<FfmpegSource, SourceError> {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let input = input.to_owned();
+        let paced = std::fs::metadata(&input)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
+        std::thread::Builder::new()
+            .name("ffmpeg-input".into())
+            .spawn(move || {
+                let mut demuxer =
+                    match Demuxer::open(&input, format.as_deref(), &options, loop_file) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = opened_tx
+                                .send(Err(scrub.err(format!("cannot open the input: {e}"))));
+                            return;
+                        }
+                    };
+                let params = match demuxer.params() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(scrub.err(e)));
+                        return;
+                    }
+                };
+                let _ = opened_tx.send(Ok(()));
+                if tx.blocking_send(Ok(SourceEvent::Params(params))).is_err() {
+                    return;
+                }
+                let start = Instant::now();
+                loop {
+                    let ev = match demuxer.read() {
+                        Ok(Some(p)) => {
+                            if paced {
+                                let due = start + p.due;
+                                let now = Instant::now();
+                                if due > now {
+                                    std::thread::sleep(due - now);
+                                }
+                            }
+                            Ok(SourceEvent::Packet {
+                                data: Bytes::from(p.data),
+                                keyframe: p.keyframe,
+                                pts: p.pts,
+                            })
+                        }
+                        Ok(None) => Err(SourceError("the input ended".into())),
+                        Err(e) => Err(scrub.err(e)),
+                    };
+                    let end = ev.is_err();
+                    // A closed channel means the camera was closed: stop reading.
+                    if tx.blocking_send(ev).is_err() || end {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| SourceError(format!("cannot start the input thread: {e}")))?;
+        match opened_rx.await {
+            Ok(Ok(())) => Ok(FfmpegSource { rx }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SourceError("the input thread stopped".into())),
+        }
+    }
+
+    /// The next packet.
+    pub async fn next(&mut self) -> Result<SourceEvent, SourceError> {
+        match self.rx.recv().await {
+            Some(r) => r,
+            None => Err(SourceError("the input thread stopped".into())),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! RTSP cameras through `retina`: H.264, H.265 and MJPEG (RFC 2435), TCP (default) or UDP, digest
+//! or basic auth. H.264/H.265 frames are requested in Annex B form with parameter sets repeated on
+//! every keyframe, so the decoder needs no out-of-band extradata and follows a new SPS (a resolution
+//! change mid-stream) by itself. MJPEG frames arrive as whole JPEGs and are forwarded as they are.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use camhub_codec::{Codec, StreamParams};
+use camhub_config::RtspTransport;
+use futures::StreamExt;
+use retina::client::{
+    Credentials, Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
+    TcpTransportOptions, TeardownPolicy, Transport, UdpTransportOptions,
+};
+use retina::codec::{CodecItem, FrameFormat};
+
+use super::{Scrubber, SourceError, SourceEvent};
+
+/// A playing RTSP session.
+pub struct RtspSource {
+    demuxed: Demuxed,
+    codec: Codec,
+    params_sent: bool,
+    pending: Option<SourceEvent>,
+    scrub: Scrubber,
+}
+
+impl RtspSource {
+    /// DESCRIBE, SETUP the first video stream camhub can decode, PLAY.
+    pub async fn open(
+        raw_url: &str,
+        transport: RtspTransport,
+        scrub: Scrubber,
+    ) -> Result<RtspSource, SourceError> {
+        let mut url =
+            url::Url::parse(raw_url).map_err(|e| scrub.err(format!("bad RTSP URL: {e}")))?;
+        let creds = if url.username().is_empty() {
+            None
+        } else {
+            Some(Credentials {
+                username: super::percent_decode(url.username()),
+                password: super::percent_decode(url.password().unwrap_or("")),
+            })
+        };
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let options = SessionOptions::default()
+            .creds(creds)
+            .user_agent(format!("camhub/{}", env!("CARGO_PKG_VERSION")))
+            .session_group(Arc::new(SessionGroup::default()))
+            // Always say goodbye: cameras with few session slots (and our tests) see a TEARDOWN.
+            .teardown(TeardownPolicy::Always);
+        let mut session = Session::describe(url, options)
+            .await
+            .map_err(|e| scrub.err(e))?;
+        let (index, codec) = session
+            .streams()
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| {
+                if s.media() != "video" {
+                    return None;
+                }
+                match s.encoding_name() {
+                    "h264" => Some((i, Codec::H264)),
+                    "h265" => Some((i, Codec::H265)),
+                    "jpeg" => Some((i, Codec::Mjpeg)),
+                    _ => None,
+                }
+            })
+            .ok_or_else(|| {
+                let found: Vec<String> =
+                    session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+                scrub.err(format!(
+                    "the camera offers no H.264, H.265 or MJPEG video stream (it offers: {}); pick another stream URL",
+                    found.join(", ")
+                ))
+            })?;
+        let transport = match transport {
+            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+        };
+        session
+            .setup(
+                index,
+                SetupOptions::default()
+                    .transport(transport)
+                    .frame_format(FrameFormat::SIMPLE),
+            )
+            .await
+            .map_err(|e| scrub.err(e))?;
+        let playing = session
+            .play(PlayOptions::default())
+            .await
+            .map_err(|e| scrub.err(e))?;
+        let demuxed = playing.demuxed().map_err(|e| scrub.err(e))?;
+        Ok(RtspSource {
+            demuxed,
+            codec,
+            params_sent: false,
+            pending: None,
+            scrub,
+        })
+    }
+
+    /// The next event; `Err` when the session ends or fails.
+    pub async fn next(&mut self) -> Result<SourceEvent, SourceError> {
+        if let Some(ev) = self.pending.take() {
+            return Ok(ev);
+        }
+        loop {
+            match self.demuxed.next().await {
+                None => return Err(SourceError("the camera ended the RTSP session".into())),
+                Some(Err(e)) => return Err(self.scrub.err(e)),
+                Some(Ok(CodecItem::VideoFrame(frame))) => {
+                    let keyframe = frame.is_random_access_point();
+                    let pts = frame.timestamp().timestamp();
+                    let data = Bytes::from(frame.into_data());
+                    if self.codec == Codec::Mjpeg {
+                        return Ok(SourceEvent::Jpeg(data));
+                    }
+                    let packet = SourceEvent::Packet {
+                        data,
+                        keyframe,
+                        pts: Some(pts),
+                    };
+                    if !self.params_sent {
+                        self.params_sent = true;
+                        self.pending = Some(packet);
+                        return Ok(SourceEvent::Params(StreamParams::Codec {
+                            codec: self.codec,
+                            extradata: None,
+                        }));
+                    }
+                    return Ok(packet);
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! JPEG through libjpeg-turbo: [`JpegEncoder`] encodes full-range YUV 4:2:0 planes straight into a
+//! JPEG (no RGB round trip), [`JpegDecoder`] decodes camera JPEGs to YUV, using libjpeg-turbo's
+//! scaled decoding (1/2, 1/4, 1/8) when a smaller picture is wanted: far cheaper than full decode
+//! followed by a scale.
+
+use bytes::Bytes;
+use ff::format::Pixel;
+use ff::util::color::Range;
+use ffmpeg_next as ff;
+use turbojpeg::{Compressor, Decompressor, ScalingFactor, Subsamp, YuvImage, YuvPlanesImage};
+
+use crate::{CodecError, Picture};
+
+/// A reusable JPEG encoder (one per encoding thread).
+pub struct JpegEncoder {
+    compressor: Compressor,
+}
+
+impl JpegEncoder {
+    /// A new encoder.
+    pub fn new() -> Result<JpegEncoder, CodecError> {
+        let compressor = Compressor::new().map_err(|source| CodecError::Jpeg {
+            what: "creating a JPEG encoder",
+            source,
+        })?;
+        Ok(JpegEncoder { compressor })
+    }
+
+    /// Encodes a full-range 4:2:0 picture at `quality` (1–100). The picture must be
+    /// [`Picture::is_jpeg_ready`] (the [`crate::Scaler`]'s output always is).
+    pub fn encode(&mut self, pic: &Picture, quality: u8) -> Result<Bytes, CodecError> {
+        if !pic.is_jpeg_ready() {
+            return Err(CodecError::Unsupported(format!(
+                "cannot JPEG-encode {pic:?} without scaling"
+            )));
+        }
+        let (w, h) = (pic.width() as usize, pic.height() as usize);
+        let (y, ys) = pic.plane(0);
+        let (u, us) = pic.plane(1);
+        let (v, vs) = pic.plane(2);
+        // FFmpeg pads its planes; hand turbojpeg exactly the rows it reads so its bounds check holds.
+        let ch = h.div_ceil(2);
+        let image = YuvPlanesImage {
+            y_plane: &y[..ys * (h - 1) + w],
+            u_plane: &u[..us * (ch - 1) + w.div_ceil(2)],
+            v_plane: &v[..vs * (ch - 1) + w.div_ceil(2)],
+            width: w,
+            height: h,
+            y_stride: ys,
+            u_stride: us,
+            v_stride: vs,
+            subsamp: Subsamp::Sub2x2,
+        };
+        self.compressor
+            .set_quality(i32::from(quality.clamp(1, 100)))
+            .map_err(|source| CodecError::Jpeg {
+                what: "setting JPEG quality",
+                source,
+            })?;
+        let out = self
+            .compressor
+            .compress_yuv_planes_to_owned(&image)
+            .map_err(|source| CodecError::Jpeg {
+                what: "encoding a JPEG",
+                source,
+            })?;
+        Ok(Bytes::copy_from_slice(&out))
+    }
+}
+
+/// A reusable JPEG decoder for JPEG sources (MJPEG cameras, snapshot URLs).
+pub struct JpegDecoder {
+    decompressor: Decompressor,
+}
+
+impl JpegDecoder {
+    /// A new decoder.
+    pub fn new() -> Result<JpegDecoder, CodecError> {
+        let decompressor = Decompressor::new().map_err(|source| CodecError::Jpeg {
+            what: "creating a JPEG decoder",
+            source,
+        })?;
+        Ok(JpegDecoder { decompressor })
+    }
+
+    /// Decodes `jpeg` to a full-range YUV picture, at the smallest of 1, 1/2, 1/4 or 1/8 scale that is
+    /// still at least `min_width` x `min_height` (pass 0, 0 for full size).
+    pub fn decode(
+        &mut self,
+        jpeg: &[u8],
+        min_width: u32,
+        min_height: u32,
+    ) -> Result<Picture, CodecError> {
+        let header = self
+            .decompressor
+            .read_header(jpeg)
+            .map_err(|source| CodecError::Jpeg {
+                what: "reading a JPEG header",
+                source,
+            })?;
+        let mut factor = ScalingFactor::ONE;
+        for denom in [8, 4, 2] {
+            let f = ScalingFactor::new(1, denom);
+            if f.scale(header.width) >= min_width as usize
+                && f.scale(header.height) >= min_height as usize
+            {
+                factor = f;
+                break;
+            }
+        }
+        self.decompressor
+            .set_scaling_factor(factor)
+            .map_err(|source| CodecError::Jpeg {
+                what: "setting the JPEG scale",
+                source,
+            })?;
+        let (w, h) = (factor.scale(header.width), factor.scale(header.height));
+        let (fmt, subsamp) = match header.subsamp {
+            Subsamp::Sub2x2 => (Pixel::YUV420P, Subsamp::Sub2x2),
+            Subsamp::Sub2x1 => (Pixel::YUV422P, Subsamp::Sub2x1),
+            Subsamp::None => (Pixel::YUV444P, Subsamp::None),
+            Subsamp::Gray => (Pixel::GRAY8, Subsamp::Gray),
+            other => {
+                return Err(CodecError::Unsupported(format!(
+                    "JPEG subsampling {other:?}"
+                )))
+            }
+        };
+        let size =
+            turbojpeg::yuv_pixels_len(w, 1, h, subsamp).map_err(|source| CodecError::Jpeg {
+                what: "sizing a JPEG decode",
+                source,
+            })?;
+        let mut buf = vec![0u8; size];
+        self.decompressor
+            .decompress_to_yuv(
+                jpeg,
+                YuvImage {
+                    pixels: &mut buf[..],
+                    width: w,
+                    align: 1,
+                    height: h,
+                    subsamp,
+                },
+            )
+            .map_err(|source| CodecError::Jpeg {
+                what: "decoding a JPEG",
+                source,
+            })?;
+        let (wu, hu) = (
+            u32::try_from(w).map_err(|_| CodecError::Unsupported("JPEG too large".into()))?,
+            u32::try_from(h).map_err(|_| CodecError::Unsupported("JPEG too large".into()))?,
+        );
+        let mut frame = ff::frame::Video::new(fmt, wu, hu);
+        frame.set_color_range(Range::JPEG);
+        // Copy the tightly packed planes into FFmpeg's padded ones.
+        let (cw, chh) = match subsamp {
+            Subsamp::Sub2x2 => (w.div_ceil(2), h.div_ceil(2)),
+            Subsamp::Sub2x1 => (w.div_ceil(2), h),
+            Subsamp::None => (w, h),
+            _ => (0, 0),
+        };
+        let plane_dims = [(w, h), (cw, chh), (cw, chh)];
+        let planes = if subsamp == Subsamp::Gray { 1 } else { 3 };
+        let mut offset = 0;
+        for (i, &(pw, ph)) in plane_dims.iter().enumerate().take(planes) {
+            let stride = frame.stride(i);
+            let dst = frame.data_mut(i);
+            for row in 0..ph {
+                let src = buf.get(offset + row * pw..offset + row * pw + pw);
+                let d = dst.get_mut(row * stride..row * stride + pw);
+                if let (Some(s), Some(d)) = (src, d) {
+                    d.copy_from_slice(s);
+                }
+            }
+            offset += pw * ph;
+        }
+        Ok(Picture::from_frame(frame))
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Picture`]: one decoded video frame in planar YUV, owned, sendable between threads. It wraps an
+//! FFmpeg frame so decoder output reaches the scaler and the JPEG encoder without a copy.
+
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::util::color::Range;
+use ffmpeg_next::util::frame::video::Video;
+
+use crate::CodecError;
+
+/// One decoded (or generated) picture: planar YUV, its size, pixel aspect ratio and colour range.
+pub struct Picture {
+    pub(crate) frame: Video,
+}
+
+impl Picture {
+    /// A new full-range YUV 4:2:0 picture (all planes zeroed), for generated content (test pattern,
+    /// placeholders). Width and height must be even and non-zero.
+    pub fn new_yuv420_full(width: u32, height: u32) -> Result<Picture, CodecError> {
+        if width == 0
+            || height == 0
+            || !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || width > 16384
+            || height > 16384
+        {
+            return Err(CodecError::Unsupported(format!(
+                "bad picture size {width}x{height}"
+            )));
+        }
+        let mut frame = Video::new(Pixel::YUV420P, width, height);
+        frame.set_color_range(Range::JPEG);
+        Ok(Picture { frame })
+    }
+
+    pub(crate) fn from_frame(frame: Video) -> Picture {
+        Picture { frame }
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.frame.width()
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.frame.height()
+    }
+
+    /// Sample (pixel) aspect ratio as (num, den); (1, 1) when square or unknown.
+    pub fn sar(&self) -> (u32, u32) {
+        let r = self.frame.aspect_ratio();
+        match (u32::try_from(r.numerator()), u32::try_from(r.denominator())) {
+            (Ok(n), Ok(d)) if n > 0 && d > 0 => (n, d),
+            _ => (1, 1),
+        }
+    }
+
+    /// True if the samples use the full 0–255 range (JPEG), false for limited (16–235) video range.
+    pub fn is_full_range(&self) -> bool {
+        matches!(
+            self.frame.format(),
+            Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P
+        ) || self.frame.color_range() == Range::JPEG
+    }
+
+    /// True if this picture is planar 4:2:0 in full range, i.e. can be JPEG-encoded as it is.
+    pub fn is_jpeg_ready(&self) -> bool {
+        matches!(self.frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) && self.is_full_range()
+    }
+
+    /// Mutable access to the three planes as `(data, stride, width, height)`, for drawing.
+    /// Only for 4:2:0 pictures made by [`Picture::new_yuv420_full`].
+    pub fn planes_mut(&mut self) -> [(&mut [u8], usize, usize, usize); 3] {
+        let (w, h) = (self.width() as usize, self.height() as usize);
+        let strides = [
+            self.frame.stride(0),
+            self.frame.stride(1),
+            self.frame.stride(2),
+        ];
+        // SAFETY-free split: take the three planes one at a time through FFmpeg's accessors.
+        let y = self.frame.data_mut(0).as_mut_ptr();
+        let u = self.frame.data_mut(1).as_mut_ptr();
+        let v = self.frame.data_mut(2).as_mut_ptr();
+        let lens = [
+            strides[0] * h,
+            strides[1] * h.div_ceil(2),
+            strides[2] * h.div_ceil(2),
+        ];
+        // SAFETY: the three planes are distinct allocations (or disjoint parts of one buffer) owned
+        // by this frame, each at least stride * rows long; the borrow of `self` covers all three.
+        #[allow(unsafe_code)]
+        unsafe {
+            [
+                (std::slice::from_raw_parts_mut(y, lens[0]), strides[0], w, h),
+                (
+                    std::slice::from_raw_parts_mut(u, lens[1]),
+                    strides[1],
+                    w.div_ceil(2),
+                    h.div_ceil(2),
+                ),
+                (
+                    std::slice::from_raw_parts_mut(v, lens[2]),
+                    strides[2],
+                    w.div_ceil(2),
+                    h.div_ceil(2),
+                ),
+            ]
+        }
+    }
+
+    /// Plane `i` (0 = Y, 1 = U, 2 = V) and its stride.
+    pub fn plane(&self, i: usize) -> (&[u8], usize) {
+        (self.frame.data(i), self.frame.stride(i))
+    }
+}
+
+impl std::fmt::Debug for Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Picture({}x{} {:?})",
+            self.width(),
+            self.height(),
+            self.frame.format()
+        )
+    }
+}

@@ -1,0 +1,195 @@
+//! camhub's configuration: the TOML schema (documented key by key in `docs/config.md`), its
+//! validation, and load errors that name the key, the line and the fix. Pure: it parses text and
+//! never opens a socket; `load` is the only function that touches the file system.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod duration;
+mod error;
+mod parse;
+mod source;
+
+pub use error::{ConfigError, ConfigErrors};
+
+/// Parses and validates a whole config file's text. `origin` is the file name used in messages.
+///
+/// Every problem is reported, not only the first: TOML syntax errors (one, where the parser stopped),
+/// unknown keys (with the closest valid key), wrong types, values out of range, bad URLs (quoted
+/// redacted), duplicate camera ids, options that do not apply to a camera's kind of URL.
+///
+/// ```
+/// let config = camhub_config::parse("[[camera]]\nid = \"door\"\nurl = \"demo:\"\n", "camhub.toml").unwrap();
+/// assert_eq!(config.cameras[0].name, "door");
+///
+/// let errors = camhub_config::parse("[[camera]]\nid = \"door\"\nurl = \"demo:\"\nidle_timeout = \"30 sex\"\n", "camhub.toml")
+///     .unwrap_err();
+/// assert_eq!(errors.to_string(), "camhub.toml:4:16: camera[0].idle_timeout: invalid duration \"30 sex\" \
+///     — use a duration like \"30s\", \"500ms\" or \"2m\"");
+/// ```
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    parse::parse(text, origin)
+}
+
+/// Reads and parses a file. An unreadable file (missing, no permission, not UTF-8) is one
+/// [`ConfigError`] naming the path and the OS error, with no line.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &origin),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            origin,
+            line: None,
+            column: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+            fix: "check the path, its permissions, and that it is UTF-8 text".to_owned(),
+        }])),
+    }
+}
+
+impl Config {
+    /// The built-in config used with no `--config`: the default [`Server`] and one camera, id `demo`,
+    /// name "Demo camera", url `demo:` (the test pattern, 1280×720 at 25 fps).
+    pub fn demo() -> Config {
+        let url = "demo:".to_owned();
+        Config {
+            server: Server::default(),
+            cameras: vec![Camera {
+                id: "demo".to_owned(),
+                name: "Demo camera".to_owned(),
+                source: SourceSpec {
+                    kind: SourceKind::Demo {
+                        width: 1280,
+                        height: 720,
+                        fps: 25,
+                    },
+                    redacted: url.clone(),
+                    url,
+                },
+                substream: None,
+                idle_timeout: Duration::from_secs(30),
+                always_on: false,
+                watchdog: Duration::from_secs(10),
+                decode_threads: 1,
+            }],
+        }
+    }
+}
+
+impl Default for Server {
+    /// Loopback only (`127.0.0.1:8080`), `camhub-data`, 10 s snapshot wait, 8 variants, 20 s stall.
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("camhub-data"),
+            snapshot_timeout: Duration::from_secs(10),
+            max_variants: 8,
+            stall_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The `[server]` table.
+    pub server: Server,
+    /// The `[[camera]]` tables, in file order.
+    pub cameras: Vec<Camera>,
+}
+
+/// The `[server]` table: where and how camhub serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// `listen`: address to bind (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `data_dir`: where the SQLite store and event snapshots live (default `camhub-data`).
+    pub data_dir: PathBuf,
+    /// `snapshot_timeout`: how long `frame.jpeg` waits for an idle camera's first frame (default 10 s).
+    pub snapshot_timeout: Duration,
+    /// `max_variants`: distinct (size, quality) JPEG variants per camera (default 8).
+    pub max_variants: usize,
+    /// `stall_timeout`: a viewer that accepts no bytes for this long is disconnected (default 20 s).
+    pub stall_timeout: Duration,
+}
+
+/// One `[[camera]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Camera {
+    /// `id`: `[a-z0-9_-]{1,64}`, unique; used in URLs.
+    pub id: String,
+    /// `name`: display name (default: the id).
+    pub name: String,
+    /// `url`: the main stream.
+    pub source: SourceSpec,
+    /// `substream_url`: an optional low-resolution stream of the same camera.
+    pub substream: Option<SourceSpec>,
+    /// `idle_timeout`: close the upstream when no consumer took a frame for this long (default 30 s).
+    pub idle_timeout: Duration,
+    /// `always_on`: keep the upstream open with no consumers (default false).
+    pub always_on: bool,
+    /// `watchdog`: reconnect when no frame arrived for this long while connected (default 10 s).
+    pub watchdog: Duration,
+    /// `decode_threads`: 1 = one thread (lowest latency, default); N > 1 = N frame threads; 0 = auto.
+    pub decode_threads: usize,
+}
+
+/// Where a stream comes from, parsed from a `url` / `substream_url` value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    /// What kind of source and its kind-specific options.
+    pub kind: SourceKind,
+    /// The URL exactly as written (may hold credentials: never log or serve it).
+    pub url: String,
+    /// The URL with credentials replaced by `***`: safe for logs, API and UI.
+    pub redacted: String,
+}
+
+/// The kind of a source, with the options that apply to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// `rtsp://` or `rtsps://`.
+    Rtsp {
+        /// `transport`: TCP interleaved (default) or UDP.
+        transport: RtspTransport,
+    },
+    /// `http://` or `https://`: MJPEG multipart or JPEG snapshots, told apart by Content-Type.
+    Http {
+        /// `poll_interval`: force snapshot polling at this interval.
+        poll_interval: Option<Duration>,
+        /// `insecure_tls`: accept self-signed / invalid certificates for https.
+        insecure_tls: bool,
+    },
+    /// `ffmpeg:INPUT`: anything libavformat opens.
+    Ffmpeg {
+        /// The input after `ffmpeg:` (a path, `/dev/video0`, `rtmp://…`).
+        input: String,
+        /// `input_format`: libavformat demuxer name (`-f`), e.g. `v4l2`.
+        format: Option<String>,
+        /// `input_options`: demuxer options (`-video_size 1280x720` → `video_size = "1280x720"`).
+        options: BTreeMap<String, String>,
+        /// `loop_file`: loop a file forever (files are always read at their native rate).
+        loop_file: bool,
+    },
+    /// `demo:` or `demo:?width=1280&height=720&fps=25`: the built-in test pattern.
+    Demo {
+        /// Picture width (default 1280).
+        width: u32,
+        /// Picture height (default 720).
+        height: u32,
+        /// Frames per second (default 25).
+        fps: u32,
+    },
+}
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// RTP interleaved in the RTSP TCP connection (default; works through NAT and firewalls).
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}

@@ -1,0 +1,737 @@
+//! Walks toml's spanned document tree (`toml::de::DeTable`) key by key, converting and checking each
+//! value, and collecting every error with its place instead of stopping at the first one (which is
+//! what a serde `Deserialize` with `deny_unknown_fields` would do).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::duration::{format_duration, parse_duration, DURATION_FIX};
+use crate::error::{ConfigError, ConfigErrors, LineIndex};
+use crate::source::{classify, classify_substream, Scheme};
+use crate::{Camera, Config, RtspTransport, Server, SourceKind, SourceSpec};
+use camhub_media::redact::redact_url;
+
+type Key<'i> = Spanned<Cow<'i, str>>;
+type Value<'i> = Spanned<DeValue<'i>>;
+
+const TOP_KEYS: &[&str] = &["server", "camera"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "snapshot_timeout",
+    "max_variants",
+    "stall_timeout",
+];
+const CAMERA_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "url",
+    "substream_url",
+    "idle_timeout",
+    "always_on",
+    "watchdog",
+    "decode_threads",
+    "transport",
+    "poll_interval",
+    "insecure_tls",
+    "input_format",
+    "input_options",
+    "loop_file",
+];
+
+const SYNTAX_FIX: &str =
+    "fix the TOML syntax here: strings need double quotes, tables are written \
+     [server] and [[camera]] (see docs/config.md)";
+const ID_FIX: &str = "use 1 to 64 characters from a-z, 0-9, _ and -, like \"front-door\"";
+
+/// Parses and validates a whole file; see [`crate::parse`].
+pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    let mut cx = Cx {
+        origin,
+        lines: LineIndex::new(text),
+        errors: Vec::new(),
+    };
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let at = e.span().map_or(0..0, |s| s);
+            cx.error(at, "", format!("invalid TOML: {}", e.message()), SYNTAX_FIX);
+            return Err(cx.finish());
+        }
+    };
+    let mut server = Server::default();
+    let mut cameras = Vec::new();
+    for (key, value) in in_file_order(root.get_ref()) {
+        match key.get_ref().as_ref() {
+            "server" => server = cx.server(value),
+            "camera" => cameras = cx.cameras(value),
+            _ => cx.unknown_key(key, "", TOP_KEYS),
+        }
+    }
+    if cx.errors.is_empty() {
+        Ok(Config { server, cameras })
+    } else {
+        Err(cx.finish())
+    }
+}
+
+/// A table's entries in the order they appear in the file (the map itself is sorted by name).
+fn in_file_order<'a, 'i>(table: &'a DeTable<'i>) -> Vec<(&'a Key<'i>, &'a Value<'i>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date/time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn to_i64(v: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(v.as_str(), v.radix()).ok()
+}
+
+/// The closest valid key to an unknown one, if close enough to be a likely typo.
+fn closest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    valid
+        .iter()
+        .map(|v| (edit_distance(&key, v), *v))
+        .filter(|(d, v)| *d <= 2.max(v.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev_diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev_diag + cost);
+            prev_diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// What a camera's url is, for "only applies to …" messages.
+fn label(s: &Scheme) -> &'static str {
+    match s {
+        Scheme::Rtsp => "an rtsp:// URL",
+        Scheme::Http { tls: false } => "an http:// URL",
+        Scheme::Http { tls: true } => "an https:// URL",
+        Scheme::Ffmpeg { .. } => "an ffmpeg: input",
+        Scheme::Demo { .. } => "the demo: pattern",
+    }
+}
+
+/// The parse context: where errors go and how byte offsets become lines.
+struct Cx<'a> {
+    origin: &'a str,
+    lines: LineIndex<'a>,
+    errors: Vec<ConfigError>,
+}
+
+/// The camera keys that depend on the URL kind, kept with the span of their key until the URLs are
+/// known.
+#[derive(Default)]
+struct KindOptions {
+    transport: Option<(RtspTransport, Range<usize>)>,
+    poll_interval: Option<(Duration, Range<usize>)>,
+    insecure_tls: Option<(bool, Range<usize>)>,
+    input_format: Option<(String, Range<usize>)>,
+    input_options: Option<(BTreeMap<String, String>, Range<usize>)>,
+    loop_file: Option<(bool, Range<usize>)>,
+}
+
+impl Cx<'_> {
+    fn error(
+        &mut self,
+        at: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let (line, column) = self.lines.position(at.start);
+        self.errors.push(ConfigError {
+            origin: self.origin.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            key: key.to_owned(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn finish(mut self) -> ConfigErrors {
+        self.errors
+            .sort_by_key(|e| (e.line.unwrap_or(0), e.column.unwrap_or(0)));
+        ConfigErrors(self.errors)
+    }
+
+    fn line_of(&self, at: &Range<usize>) -> usize {
+        self.lines.position(at.start).0
+    }
+
+    fn unknown_key(&mut self, key: &Key<'_>, prefix: &str, valid: &[&str]) {
+        let name = key.get_ref().as_ref();
+        let path = format!("{prefix}{name}");
+        let list = valid.join(", ");
+        let lower = name.to_ascii_lowercase();
+        let fix = if prefix.is_empty() && CAMERA_KEYS.contains(&lower.as_str()) {
+            format!("\"{name}\" is a camera key: put it after a [[camera]] line; valid top-level keys: {list}")
+        } else if prefix.is_empty() && SERVER_KEYS.contains(&lower.as_str()) {
+            format!("\"{name}\" is a server key: put it after the [server] line; valid top-level keys: {list}")
+        } else if prefix.starts_with("camera") && SERVER_KEYS.contains(&lower.as_str()) {
+            format!("\"{name}\" is a [server] key, not a camera key; valid camera keys: {list}")
+        } else if prefix == "server." && CAMERA_KEYS.contains(&lower.as_str()) {
+            format!("\"{name}\" is a camera key: put it after a [[camera]] line; valid server keys: {list}")
+        } else if let Some(best) = closest(name, valid) {
+            format!("did you mean \"{best}\"? valid keys: {list}")
+        } else {
+            format!("valid keys: {list}")
+        };
+        self.error(key.span(), &path, format!("unknown key \"{name}\""), fix);
+    }
+
+    fn wrong_type(&mut self, path: &str, v: &Value<'_>, expected: &str, fix: &str) {
+        let found = type_name(v.get_ref());
+        self.error(
+            v.span(),
+            path,
+            format!("expected {expected}, found {found}"),
+            fix,
+        );
+    }
+
+    fn string(&mut self, path: &str, v: &Value<'_>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => {
+                self.wrong_type(path, v, "a string", "put the value in double quotes");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, path: &str, v: &Value<'_>) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(path, v, "a boolean", "use true or false, without quotes");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, path: &str, v: &Value<'_>, min: i64, max: i64) -> Option<usize> {
+        let DeValue::Integer(i) = v.get_ref() else {
+            let fix = format!("use a whole number from {min} to {max}, without quotes");
+            self.wrong_type(path, v, "an integer", &fix);
+            return None;
+        };
+        match to_i64(i).filter(|n| (min..=max).contains(n)) {
+            Some(n) => usize::try_from(n).ok(),
+            None => {
+                let fix = format!("use a whole number from {min} to {max}");
+                self.error(v.span(), path, format!("{i} is out of range"), fix);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        path: &str,
+        v: &Value<'_>,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let (d, shown) = match v.get_ref() {
+            DeValue::String(s) => match parse_duration(s) {
+                Some(d) => (d, format!("\"{s}\"")),
+                None => {
+                    self.error(
+                        v.span(),
+                        path,
+                        format!("invalid duration \"{s}\""),
+                        DURATION_FIX,
+                    );
+                    return None;
+                }
+            },
+            DeValue::Integer(i) => match to_i64(i).and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => (Duration::from_secs(n), format!("{i} (seconds)")),
+                None => {
+                    self.error(
+                        v.span(),
+                        path,
+                        format!("invalid duration {i}"),
+                        DURATION_FIX,
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                self.wrong_type(path, v, "a duration", DURATION_FIX);
+                return None;
+            }
+        };
+        if d < min || d > max {
+            let fix = format!(
+                "use a duration from {} to {}",
+                format_duration(min),
+                format_duration(max)
+            );
+            self.error(
+                v.span(),
+                path,
+                format!("duration {shown} is out of range"),
+                fix,
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn server(&mut self, v: &Value<'_>) -> Server {
+        let mut server = Server::default();
+        let DeValue::Table(table) = v.get_ref() else {
+            let fix = "write [server] (single brackets) on a line of its own, then its keys";
+            self.wrong_type("server", v, "a table", fix);
+            return server;
+        };
+        for (key, value) in in_file_order(table) {
+            let name = key.get_ref().as_ref();
+            let path = format!("server.{name}");
+            let path = path.as_str();
+            match name {
+                "listen" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    match s.parse() {
+                        Ok(addr) => server.listen = addr,
+                        Err(_) => self.error(
+                            value.span(),
+                            path,
+                            format!("invalid socket address \"{s}\""),
+                            "use an IP address and a port, like \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\"",
+                        ),
+                    }
+                }
+                "data_dir" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    if s.trim().is_empty() {
+                        let fix = "name a directory, like \"camhub-data\" or \"/var/lib/camhub\"";
+                        self.error(value.span(), path, "data_dir is empty", fix);
+                    } else {
+                        server.data_dir = s.into();
+                    }
+                }
+                "snapshot_timeout" => {
+                    let (min, max) = (Duration::from_millis(100), Duration::from_secs(120));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        server.snapshot_timeout = d;
+                    }
+                }
+                "max_variants" => {
+                    if let Some(n) = self.integer(path, value, 1, 64) {
+                        server.max_variants = n;
+                    }
+                }
+                "stall_timeout" => {
+                    let (min, max) = (Duration::from_secs(1), Duration::from_secs(600));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        server.stall_timeout = d;
+                    }
+                }
+                _ => self.unknown_key(key, "server.", SERVER_KEYS),
+            }
+        }
+        server
+    }
+
+    fn cameras(&mut self, v: &Value<'_>) -> Vec<Camera> {
+        let items = match v.get_ref() {
+            DeValue::Array(items) => items,
+            DeValue::Table(_) => {
+                let fix = "write [[camera]] (double brackets), once before each camera's keys";
+                self.error(v.span(), "camera", "camera must be a list of tables", fix);
+                return Vec::new();
+            }
+            _ => {
+                let fix = "write [[camera]] (double brackets), once before each camera's keys";
+                self.wrong_type("camera", v, "a list of tables", fix);
+                return Vec::new();
+            }
+        };
+        // id → line of its first use, for duplicate messages that name both lines.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut cameras = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(camera) = self.camera(index, item, &mut seen) {
+                cameras.push(camera);
+            }
+        }
+        cameras
+    }
+
+    /// One `[[camera]]`; `None` when it had errors (they are recorded).
+    fn camera(
+        &mut self,
+        index: usize,
+        v: &Value<'_>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<Camera> {
+        let prefix = format!("camera[{index}].");
+        let DeValue::Table(table) = v.get_ref() else {
+            let fix = "write [[camera]] (double brackets), once before each camera's keys";
+            self.wrong_type(&format!("camera[{index}]"), v, "a table", fix);
+            return None;
+        };
+        let errors_before = self.errors.len();
+        let mut id = None;
+        let mut name = None;
+        let mut url: Option<(String, Range<usize>)> = None;
+        let mut substream: Option<(String, Range<usize>)> = None;
+        let mut idle_timeout = Duration::from_secs(30);
+        let mut always_on = false;
+        let mut watchdog = Duration::from_secs(10);
+        let mut decode_threads = 1;
+        let mut opts = KindOptions::default();
+
+        for (key, value) in in_file_order(table) {
+            let key_name = key.get_ref().as_ref();
+            let path = format!("{prefix}{key_name}");
+            let path = path.as_str();
+            let key_span = key.span();
+            match key_name {
+                "id" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    let valid_chars = s.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    });
+                    if s.is_empty() || s.len() > 64 || !valid_chars {
+                        self.error(
+                            value.span(),
+                            path,
+                            format!("invalid camera id \"{s}\""),
+                            ID_FIX,
+                        );
+                        continue;
+                    }
+                    let line = self.line_of(&value.span());
+                    if let Some(first) = seen.get(&s) {
+                        let message =
+                            format!("duplicate camera id \"{s}\" (first used on line {first})");
+                        self.error(
+                            value.span(),
+                            path,
+                            message,
+                            "give every camera a different id",
+                        );
+                    } else {
+                        seen.insert(s.clone(), line);
+                    }
+                    id = Some(s);
+                }
+                "name" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    if s.trim().is_empty() {
+                        let fix = "write a name, or leave the key out to use the id";
+                        self.error(value.span(), path, "name is empty", fix);
+                    } else {
+                        name = Some(s);
+                    }
+                }
+                "url" => url = self.string(path, value).map(|s| (s, value.span())),
+                "substream_url" => substream = self.string(path, value).map(|s| (s, value.span())),
+                "idle_timeout" => {
+                    let (min, max) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        idle_timeout = d;
+                    }
+                }
+                "always_on" => always_on = self.boolean(path, value).unwrap_or(always_on),
+                "watchdog" => {
+                    let (min, max) = (Duration::from_secs(1), Duration::from_secs(600));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        watchdog = d;
+                    }
+                }
+                "decode_threads" => {
+                    decode_threads = self.integer(path, value, 0, 16).unwrap_or(decode_threads);
+                }
+                "transport" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    let t = match s.as_str() {
+                        "tcp" => RtspTransport::Tcp,
+                        "udp" => RtspTransport::Udp,
+                        _ => {
+                            let message = format!("invalid transport \"{s}\"");
+                            self.error(value.span(), path, message, "use \"tcp\" or \"udp\"");
+                            continue;
+                        }
+                    };
+                    opts.transport = Some((t, key_span));
+                }
+                "poll_interval" => {
+                    let (min, max) = (Duration::from_millis(50), Duration::from_secs(3600));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        opts.poll_interval = Some((d, key_span));
+                    }
+                }
+                "insecure_tls" => {
+                    opts.insecure_tls = self.boolean(path, value).map(|b| (b, key_span));
+                }
+                "input_format" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    if s.trim().is_empty() {
+                        let fix =
+                            "name a libavformat input format like \"v4l2\", or leave the key out";
+                        self.error(value.span(), path, "input_format is empty", fix);
+                    } else {
+                        opts.input_format = Some((s, key_span));
+                    }
+                }
+                "input_options" => {
+                    opts.input_options = self.input_options(path, value).map(|o| (o, key_span));
+                }
+                "loop_file" => opts.loop_file = self.boolean(path, value).map(|b| (b, key_span)),
+                _ => self.unknown_key(key, &prefix, CAMERA_KEYS),
+            }
+        }
+
+        let header = v.span();
+        if id.is_none() && !table.iter().any(|(k, _)| k.get_ref() == "id") {
+            let fix = "add a line like id = \"frontdoor\" ([a-z0-9_-], unique)";
+            self.error(
+                header.clone(),
+                &format!("{prefix}id"),
+                "missing required key \"id\"",
+                fix,
+            );
+        }
+        let main = match &url {
+            Some((u, at)) => match classify(u) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.error(at.clone(), &format!("{prefix}url"), e.message, e.fix);
+                    None
+                }
+            },
+            None => {
+                if !table.iter().any(|(k, _)| k.get_ref() == "url") {
+                    let fix =
+                        "add a line like url = \"rtsp://user:password@192.168.1.64:554/path\" \
+                               (URL formats: docs/config.md)";
+                    self.error(
+                        header,
+                        &format!("{prefix}url"),
+                        "missing required key \"url\"",
+                        fix,
+                    );
+                }
+                None
+            }
+        };
+        let sub = match &substream {
+            Some((u, at)) => match classify_substream(u) {
+                Ok(s) => Some(Some(s)),
+                Err(e) => {
+                    self.error(
+                        at.clone(),
+                        &format!("{prefix}substream_url"),
+                        e.message,
+                        e.fix,
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        // The options that depend on the kind of URL are only checked once both URLs are known.
+        let (Some(main), Some(sub)) = (main, sub) else {
+            return None;
+        };
+        self.check_kind_options(&prefix, &main, sub.as_ref(), &opts);
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let id = id?;
+        let (url, _) = url?;
+        let source = source_spec(url, main, &mut opts);
+        let substream = match (substream, sub) {
+            (Some((u, _)), Some(s)) => Some(source_spec(u, s, &mut opts)),
+            _ => None,
+        };
+        Some(Camera {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            source,
+            substream,
+            idle_timeout,
+            always_on,
+            watchdog,
+            decode_threads,
+        })
+    }
+
+    /// Refuses options that do not apply to the camera's kind of URL, so none is silently ignored.
+    fn check_kind_options(
+        &mut self,
+        prefix: &str,
+        main: &Scheme,
+        sub: Option<&Scheme>,
+        opts: &KindOptions,
+    ) {
+        let either = |f: fn(&Scheme) -> bool| f(main) || sub.is_some_and(f);
+        let what = |kinds: &str| match sub {
+            Some(_) => format!("remove it: neither url nor substream_url is {kinds}"),
+            None => format!("remove it: this camera's url is {}", label(main)),
+        };
+        if let Some((_, at)) = &opts.transport {
+            if !either(|s| matches!(s, Scheme::Rtsp)) {
+                let message = "transport applies to rtsp:// and rtsps:// URLs only";
+                self.error(
+                    at.clone(),
+                    &format!("{prefix}transport"),
+                    message,
+                    what("rtsp://"),
+                );
+            }
+        }
+        if let Some((_, at)) = &opts.poll_interval {
+            if !either(|s| matches!(s, Scheme::Http { .. })) {
+                let message = "poll_interval applies to http:// and https:// URLs only";
+                self.error(
+                    at.clone(),
+                    &format!("{prefix}poll_interval"),
+                    message,
+                    what("http(s)://"),
+                );
+            }
+        }
+        if let Some((_, at)) = &opts.insecure_tls {
+            if !either(|s| matches!(s, Scheme::Http { tls: true })) {
+                let message = "insecure_tls applies to https:// URLs only";
+                self.error(
+                    at.clone(),
+                    &format!("{prefix}insecure_tls"),
+                    message,
+                    what("https://"),
+                );
+            }
+        }
+        let ffmpeg_only = [
+            ("input_format", opts.input_format.as_ref().map(|o| &o.1)),
+            ("input_options", opts.input_options.as_ref().map(|o| &o.1)),
+            ("loop_file", opts.loop_file.as_ref().map(|o| &o.1)),
+        ];
+        for (key, at) in ffmpeg_only {
+            if let (Some(at), false) = (at, matches!(main, Scheme::Ffmpeg { .. })) {
+                let message = format!("{key} applies to ffmpeg: URLs only");
+                let fix = format!("remove it: this camera's url is {}", label(main));
+                self.error(at.clone(), &format!("{prefix}{key}"), message, fix);
+            }
+        }
+    }
+
+    fn input_options(&mut self, path: &str, v: &Value<'_>) -> Option<BTreeMap<String, String>> {
+        let DeValue::Table(table) = v.get_ref() else {
+            let fix = "write input_options = { video_size = \"1280x720\", framerate = 30 }";
+            self.wrong_type(path, v, "a table", fix);
+            return None;
+        };
+        let mut options = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in in_file_order(table) {
+            let text = match value.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => to_i64(i).map_or_else(|| i.to_string(), |n| n.to_string()),
+                DeValue::Float(f) => f.as_str().to_owned(),
+                DeValue::Boolean(b) => if *b { "1" } else { "0" }.to_owned(),
+                _ => {
+                    let option_path = format!("{path}.{}", key.get_ref());
+                    let fix = "give each option a string, number or boolean value";
+                    self.wrong_type(&option_path, value, "a string, number or boolean", fix);
+                    ok = false;
+                    continue;
+                }
+            };
+            options.insert(key.get_ref().to_string(), text);
+        }
+        ok.then_some(options)
+    }
+}
+
+/// Builds the source with the options of its kind (taken, not cloned, where they move).
+fn source_spec(url: String, scheme: Scheme, opts: &mut KindOptions) -> SourceSpec {
+    let kind = match scheme {
+        Scheme::Rtsp => SourceKind::Rtsp {
+            transport: opts.transport.as_ref().map_or(RtspTransport::Tcp, |t| t.0),
+        },
+        Scheme::Http { tls } => SourceKind::Http {
+            poll_interval: opts.poll_interval.as_ref().map(|p| p.0),
+            insecure_tls: tls && opts.insecure_tls.as_ref().is_some_and(|t| t.0),
+        },
+        Scheme::Ffmpeg { input } => SourceKind::Ffmpeg {
+            input,
+            format: opts.input_format.take().map(|f| f.0),
+            options: opts.input_options.take().map(|o| o.0).unwrap_or_default(),
+            loop_file: opts.loop_file.as_ref().is_some_and(|l| l.0),
+        },
+        Scheme::Demo { width, height, fps } => SourceKind::Demo { width, height, fps },
+    };
+    SourceSpec {
+        kind,
+        redacted: redact_url(&url),
+        url,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("idle_timout", CAMERA_KEYS), Some("idle_timeout"));
+        assert_eq!(closest("URL", CAMERA_KEYS), Some("url"));
+        assert_eq!(closest("substream", CAMERA_KEYS), None);
+        assert_eq!(closest("listn", SERVER_KEYS), Some("listen"));
+        assert_eq!(closest("cameras", TOP_KEYS), Some("camera"));
+        assert_eq!(closest("zzzzzzz", CAMERA_KEYS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

@@ -1,0 +1,68 @@
+//! "A panic means a bug, never bad input": random and mutated config text only ever produces a
+//! config or errors, and every error has a place in the text.
+
+// In tests a panic is the assertion.
+#![allow(clippy::unwrap_used)]
+
+use camhub_config::parse;
+use proptest::prelude::*;
+
+const DESIGN_EXAMPLE: &str = include_str!("fixtures/design_example.toml");
+
+/// Bytes that make mutations likely to stay near-TOML, so they reach the validator.
+const ALPHABET: &[u8] = b"[]{}=\"',.:/@?&#\n 019_-azAZms\\";
+
+fn check(text: &str) {
+    if let Err(errors) = parse(text, "fuzz.toml") {
+        assert!(!errors.0.is_empty());
+        for e in &errors.0 {
+            assert!(e.line.is_some() && e.column.is_some(), "{e}");
+            assert!(!e.message.is_empty(), "{e}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_text(text in "\\PC{0,200}") {
+        check(&text);
+    }
+
+    #[test]
+    fn mutated_design_example(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<usize>()), 1..8)) {
+        let mut bytes = DESIGN_EXAMPLE.as_bytes().to_vec();
+        for (pos, op, pick) in edits {
+            let pos = pos % (bytes.len() + 1);
+            let c = ALPHABET[pick % ALPHABET.len()];
+            match op {
+                0 => bytes.insert(pos, c),
+                1 if pos < bytes.len() => { bytes.remove(pos); }
+                _ if pos < bytes.len() => bytes[pos] = c,
+                _ => {}
+            }
+        }
+        check(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[test]
+fn awkward_inputs() {
+    for text in [
+        "\u{feff}[server]\n",
+        "[server]\r\nlisten = \"127.0.0.1:1\"\r\n",
+        "camera = []\n",
+        "camera = [1, \"x\", { id = \"a\", url = \"demo:\" }]\n",
+        "[[camera]]\n[[camera]]\n[[camera]]\n",
+        "[[camera]]\nid = \"a\"\nurl = \"demo:?width=99999999999999999999\"\n",
+        "[[camera]]\nid = \"a\"\nurl = \"ffmpeg:\u{0}\"\n",
+        "[server]\nsnapshot_timeout = \"999999999999h999999999999m999999999999s999999999999ms\"\n",
+        "[server]\nmax_variants = -9223372036854775808\n",
+        "[server]\nmax_variants = 0x7fffffffffffffff\n",
+        &"[".repeat(10_000),
+        &format!("a = {}", "[".repeat(10_000)),
+    ] {
+        check(text);
+    }
+}

@@ -1,0 +1,10 @@
+//! Pure media logic for camhub: everything here takes its input (and `now`, where time matters) as
+//! arguments and returns results. No sockets, no threads, no wall clock, no FFmpeg, no tokio — so all
+//! of it is unit-tested and fuzzed directly, and a panic here is always a bug, never bad input.
+
+pub mod backoff;
+pub mod draw;
+pub mod jpeg;
+pub mod multipart;
+pub mod redact;
+pub mod size;

@@ -1,0 +1,523 @@
+// camhub grid page (`/`): every camera as a live tile, all of them over ONE WebSocket (`/api/ws`),
+// because browsers allow only 6 HTTP/1.1 connections per host and a grid may show 16 cameras.
+//
+// Rules this file keeps:
+// - Server strings (names, reasons, errors) only ever go through textContent / attributes, never innerHTML.
+// - Latest frame only: a tile decodes at most one JPEG at a time; frames that arrive meanwhile replace
+//   each other, so a slow device skips frames instead of queueing them.
+// - Every object URL is revoked once the image that replaced it has loaded (or at once if it failed).
+// - A link that says nothing for 12 s (no frame, no heartbeat) is dead: show a banner and reconnect.
+//
+// Test hooks: each tile has data-camera, data-seq (seq of the frame shown), data-frames (frames shown)
+// and its <img> has class "tile-img"; window.camhub.tiles() summarises them.
+'use strict';
+
+(function () {
+  const WIDTH_STEPS = [320, 480, 640, 960, 1280];
+  const STALE_LINK_MS = 12000;        // no message at all for this long: the link is dead
+  const POLL_MS = 5000;               // /api/cameras fallback refresh
+  const RESIZE_DEBOUNCE_MS = 300;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+
+  const params = new URLSearchParams(location.search);
+  const QUALITY = clampInt(params.get('quality'), 1, 100, 70);
+  const FPS = params.has('fps') ? Math.max(0, Number(params.get('fps')) || 0) : 0; // 0 = uncapped
+
+  const gridEl = document.getElementById('grid');
+  const bannerEl = document.getElementById('banner');
+  const emptyEl = document.getElementById('empty');
+  const summaryEl = document.getElementById('summary');
+  const linkStateEl = document.getElementById('link-state');
+
+  /** id -> tile record; Map keeps the server's camera order. */
+  const tiles = new Map();
+
+  let ws = null;
+  let wsEverOpened = false;
+  let attempts = 0;
+  let reconnectTimer = 0;
+  let lastMessageAt = 0;
+  let pendingFrame = null;            // the header of the binary message that comes next
+  let lastSubscription = '';
+  let hidden = document.visibilityState === 'hidden';
+
+  function clampInt(v, lo, hi, dflt) {
+    const n = parseInt(v, 10);
+    return Number.isFinite(n) ? Math.min(hi, Math.max(lo, n)) : dflt;
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function cameraHref(id) {
+    return '/cameras/' + encodeURIComponent(id);
+  }
+
+  // ---------------------------------------------------------------- tiles
+
+  function createTile(cam) {
+    const root = el('article', 'tile');
+    root.dataset.camera = cam.id;
+    root.dataset.seq = '';
+    root.dataset.frames = '0';
+    root.dataset.state = cam.state || 'idle';
+
+    const media = el('a', 'tile-media');
+    media.href = cameraHref(cam.id);
+    media.setAttribute('aria-label', 'Open camera ' + (cam.name || cam.id));
+    const img = el('img', 'tile-img');
+    img.alt = '';
+    img.decoding = 'async';
+    const overlay = el('div', 'overlay');
+    const overlayTitle = el('span', 'overlay-title');
+    const overlayReason = el('span', 'overlay-reason');
+    overlay.append(overlayTitle, overlayReason);
+    media.append(img, overlay);
+
+    const head = el('div', 'tile-head');
+    const name = el('a', 'tile-name');
+    name.href = cameraHref(cam.id);
+    const badge = el('span', 'badge');
+    const dot = el('span', 'dot');
+    const stateText = el('span', 'badge-state');
+    badge.append(dot, stateText);
+    head.append(name, badge);
+
+    const info = el('div', 'tile-info');
+    const details = el('span', 'tile-details');
+    const err = el('span', 'tile-error');
+    info.append(details, err);
+
+    root.append(media, head, info);
+
+    const tile = {
+      id: cam.id,
+      cam: Object.assign({}, cam),
+      root, media, img, overlay, overlayTitle, overlayReason, name, stateText, details, err,
+      wsError: null,       // error the WebSocket reported for this subscription
+      seq: null,
+      frames: 0,
+      shownUrl: null,      // object URL currently displayed
+      loading: false,      // an object URL is being loaded into img
+      next: null,          // newest frame waiting for the current load to finish
+    };
+    renderTile(tile);
+    if (window.ResizeObserver) resizeObserver.observe(media);
+    return tile;
+  }
+
+  function destroyTile(tile) {
+    if (window.ResizeObserver) resizeObserver.unobserve(tile.media);
+    tile.next = null;
+    tile.img.onload = tile.img.onerror = null;
+    tile.img.removeAttribute('src');
+    if (tile.shownUrl) URL.revokeObjectURL(tile.shownUrl);
+    if (tile.loadingUrl) URL.revokeObjectURL(tile.loadingUrl);
+    tile.shownUrl = tile.loadingUrl = null;
+    tile.root.remove();
+  }
+
+  const STATUS_KEYS = ['name', 'url', 'substream_url', 'state', 'reason', 'codec', 'width', 'height',
+    'fps', 'viewers', 'reconnects', 'last_error', 'last_frame_age_ms'];
+
+  function mergeStatus(tile, msg) {
+    for (const k of STATUS_KEYS) {
+      if (Object.prototype.hasOwnProperty.call(msg, k)) tile.cam[k] = msg[k];
+    }
+    renderTile(tile);
+  }
+
+  function fmtFps(fps) {
+    if (typeof fps !== 'number' || !isFinite(fps)) return null;
+    return (fps >= 10 ? Math.round(fps) : Math.round(fps * 10) / 10) + ' fps';
+  }
+
+  function renderTile(tile) {
+    const c = tile.cam;
+    const state = c.state || 'idle';
+    tile.root.dataset.state = state;
+    tile.name.textContent = c.name || c.id;
+    tile.name.title = c.id;
+    tile.stateText.textContent = state;
+
+    const parts = [];
+    if (c.width && c.height) parts.push(c.width + '×' + c.height);
+    const f = fmtFps(c.fps);
+    if (f) parts.push(f);
+    if (c.codec) parts.push(String(c.codec));
+    if (typeof c.viewers === 'number') parts.push(c.viewers + (c.viewers === 1 ? ' viewer' : ' viewers'));
+    tile.details.textContent = parts.join(' · ');
+
+    const problem = tile.wsError || c.reason || c.last_error || '';
+    tile.err.textContent = problem;
+    tile.err.title = problem;
+
+    // Overlay: not streaming (keep the last frame, dimmed), or no frame yet.
+    let title = '';
+    let reason = '';
+    if (tile.wsError) {
+      title = 'error';
+      reason = tile.wsError;
+    } else if (state === 'retrying') {
+      title = 'reconnecting…';
+      reason = c.reason || c.last_error || '';
+    } else if (state === 'connecting') {
+      title = 'connecting…';
+      reason = c.reason || '';
+    } else if (state === 'idle' && tile.frames === 0) {
+      title = 'starting…';
+    } else if (state === 'streaming' && tile.frames === 0) {
+      title = 'waiting for video…';
+    } else if (state !== 'streaming' && state !== 'idle') {
+      title = state;
+      reason = c.reason || '';
+    }
+    const down = tile.wsError !== null || (state !== 'streaming' && state !== 'idle');
+    tile.root.classList.toggle('tile--down', down);
+    tile.overlay.hidden = title === '';
+    tile.overlayTitle.textContent = title;
+    tile.overlayReason.textContent = reason;
+  }
+
+  // A frame arrived for this tile: show it unless one is still loading, in which case it waits as
+  // the newest (replacing any older waiting frame).
+  function offerFrame(tile, meta, data) {
+    tile.next = { meta, data };
+    if (!tile.loading) showNext(tile);
+  }
+
+  function showNext(tile) {
+    const f = tile.next;
+    tile.next = null;
+    if (!f) return;
+    const url = URL.createObjectURL(new Blob([f.data], { type: 'image/jpeg' }));
+    const img = tile.img;
+    tile.loading = true;
+    tile.loadingUrl = url;
+    img.onload = function () {
+      img.onload = img.onerror = null;
+      tile.loading = false;
+      tile.loadingUrl = null;
+      if (tile.shownUrl && tile.shownUrl !== url) URL.revokeObjectURL(tile.shownUrl);
+      tile.shownUrl = url;
+      tile.seq = f.meta.seq;
+      tile.frames += 1;
+      tile.root.dataset.seq = String(f.meta.seq);
+      tile.root.dataset.frames = String(tile.frames);
+      if (tile.frames === 1 || tile.wsError) {
+        tile.wsError = null;
+        renderTile(tile);
+      }
+      showNext(tile);
+    };
+    img.onerror = function () {
+      // A broken JPEG: drop it and put the previous picture back (its URL is still valid).
+      img.onload = img.onerror = null;
+      tile.loading = false;
+      tile.loadingUrl = null;
+      URL.revokeObjectURL(url);
+      if (tile.shownUrl) img.src = tile.shownUrl;
+      else img.removeAttribute('src');
+      showNext(tile);
+    };
+    img.src = url;
+  }
+
+  // ---------------------------------------------------------------- subscription
+
+  // The width to ask for: the picture's displayed width in device pixels, rounded up to a step so
+  // that tiles of slightly different sizes share one server-side JPEG variant.
+  function wantedWidth(tile) {
+    const r = tile.media.getBoundingClientRect();
+    let cssW = r.width;
+    const c = tile.cam;
+    if (c.width && c.height && r.height > 0) {
+      // object-fit: contain -> a tall picture is limited by the box height
+      cssW = Math.min(r.width, r.height * (c.width / c.height));
+    }
+    const px = cssW * (window.devicePixelRatio || 1);
+    if (!(px > 0)) return WIDTH_STEPS[2];
+    for (const s of WIDTH_STEPS) if (s >= px * 0.95) return s;
+    return WIDTH_STEPS[WIDTH_STEPS.length - 1];
+  }
+
+  function subscription() {
+    if (hidden) return [];
+    const subs = [];
+    for (const tile of tiles.values()) {
+      const s = { camera: tile.id, width: wantedWidth(tile), quality: QUALITY };
+      if (FPS > 0) s.fps = FPS;
+      subs.push(s);
+    }
+    return subs;
+  }
+
+  function sendSubscription(force) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify({ subscribe: subscription() });
+    if (!force && text === lastSubscription) return;
+    lastSubscription = text;
+    ws.send(text);
+  }
+
+  let resizeTimer = 0;
+  function scheduleResubscribe() {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { sendSubscription(false); }, RESIZE_DEBOUNCE_MS);
+  }
+  const resizeObserver = window.ResizeObserver ? new ResizeObserver(scheduleResubscribe) : null;
+  window.addEventListener('resize', scheduleResubscribe);
+
+  document.addEventListener('visibilitychange', function () {
+    // A background tab needs no pictures; the server stops encoding for it (and the camera may idle).
+    hidden = document.visibilityState === 'hidden';
+    sendSubscription(false);
+  });
+
+  // ---------------------------------------------------------------- WebSocket
+
+  function wsUrl() {
+    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/ws';
+  }
+
+  function setLinkState(text, cls) {
+    linkStateEl.textContent = text;
+    linkStateEl.className = 'link-state ' + (cls || '');
+  }
+
+  function showBanner(text) {
+    bannerEl.textContent = text;
+    bannerEl.hidden = false;
+    document.body.classList.add('offline');
+  }
+
+  function hideBanner() {
+    bannerEl.hidden = true;
+    document.body.classList.remove('offline');
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = 0;
+    let sock;
+    try {
+      sock = new WebSocket(wsUrl());
+    } catch (e) {
+      scheduleReconnect('cannot open WebSocket: ' + e.message);
+      return;
+    }
+    ws = sock;
+    sock.binaryType = 'arraybuffer';
+    pendingFrame = null;
+    lastMessageAt = Date.now();       // the connect attempt itself is bounded by the same watchdog
+    setLinkState(wsEverOpened ? 'reconnecting…' : 'connecting…', 'warn');
+
+    sock.onopen = function () {
+      wsEverOpened = true;
+      lastMessageAt = Date.now();
+      setLinkState('live', 'ok');
+      sendSubscription(true);
+    };
+    sock.onmessage = function (ev) {
+      lastMessageAt = Date.now();
+      if (attempts !== 0 || !bannerEl.hidden) {
+        attempts = 0;
+        hideBanner();
+      }
+      if (typeof ev.data === 'string') onText(ev.data);
+      else onBinary(ev.data);
+    };
+    sock.onerror = function () { /* onclose follows and handles it */ };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      const why = ev.code === 1000 || ev.code === 1005 ? 'closed by the server' :
+        'closed (code ' + ev.code + (ev.reason ? ': ' + ev.reason : '') + ')';
+      scheduleReconnect(why);
+    };
+  }
+
+  // Abandon the current socket without waiting for a close handshake a dead link will never finish.
+  function dropSocket() {
+    const sock = ws;
+    ws = null;
+    pendingFrame = null;
+    lastSubscription = '';
+    if (!sock) return;
+    sock.onopen = sock.onmessage = sock.onerror = sock.onclose = null;
+    try { sock.close(); } catch (e) { /* already closed */ }
+  }
+
+  function scheduleReconnect(why) {
+    dropSocket();
+    if (reconnectTimer) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempts));
+    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
+    attempts += 1;
+    showBanner('Connection lost (' + why + ') — reconnecting in ' + Math.max(1, Math.round(delay / 1000)) + ' s…');
+    setLinkState('offline', 'bad');
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function onText(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (e) {
+      return;
+    }
+    if (!msg || typeof msg !== 'object') return;
+    switch (msg.type) {
+      case 'frame':
+        pendingFrame = msg;
+        break;
+      case 'status': {
+        const tile = tiles.get(msg.camera);
+        if (tile) {
+          mergeStatus(tile, msg);
+          updateSummary();
+        }
+        break;
+      }
+      case 'error': {
+        const tile = msg.camera !== undefined ? tiles.get(msg.camera) : undefined;
+        if (tile) {
+          tile.wsError = String(msg.error || 'error');
+          renderTile(tile);
+        } else {
+          console.warn('camhub: server error', msg.error);
+        }
+        break;
+      }
+      case 'heartbeat':
+      default:
+        break;
+    }
+  }
+
+  function onBinary(data) {
+    const meta = pendingFrame;
+    pendingFrame = null;
+    if (!meta) return;                   // a binary message without its header: ignore it
+    const tile = tiles.get(meta.camera);
+    if (tile) offerFrame(tile, meta, data);
+  }
+
+  setInterval(function () {
+    if (!ws) return;
+    if (Date.now() - lastMessageAt > STALE_LINK_MS) {
+      scheduleReconnect('no data for ' + Math.round(STALE_LINK_MS / 1000) + ' s');
+    }
+  }, 1000);
+
+  // ---------------------------------------------------------------- camera list
+
+  function applyCameraList(list) {
+    const seen = new Set();
+    let changed = false;
+    for (const cam of list) {
+      if (!cam || typeof cam.id !== 'string') continue;
+      seen.add(cam.id);
+      let tile = tiles.get(cam.id);
+      if (!tile) {
+        tile = createTile(cam);
+        tiles.set(cam.id, tile);
+        changed = true;
+      } else {
+        mergeStatus(tile, cam);
+      }
+    }
+    for (const [id, tile] of tiles) {
+      if (!seen.has(id)) {
+        destroyTile(tile);
+        tiles.delete(id);
+        changed = true;
+      }
+    }
+    if (changed) {
+      // Keep DOM order equal to the server's order.
+      for (const cam of list) {
+        const t = cam && tiles.get(cam.id);
+        if (t) gridEl.appendChild(t.root);
+      }
+      gridEl.dataset.count = String(tiles.size);
+      gridEl.style.setProperty('--cols', String(columnsFor(tiles.size)));
+      sendSubscription(false);
+    }
+    emptyEl.hidden = tiles.size !== 0;
+    if (tiles.size === 0) emptyEl.textContent = 'No cameras configured. Add [[camera]] sections to camhub.toml.';
+    updateSummary();
+  }
+
+  function updateSummary() {
+    let streaming = 0;
+    for (const t of tiles.values()) if (t.cam.state === 'streaming') streaming += 1;
+    summaryEl.textContent = tiles.size + (tiles.size === 1 ? ' camera' : ' cameras') +
+      (tiles.size ? ' · ' + streaming + ' streaming' : '');
+  }
+
+  // Preferred column count on wide screens, so that 9 or 16 cameras fit as 3×3 / 4×4.
+  function columnsFor(n) {
+    if (n <= 1) return 1;
+    if (n <= 4) return 2;
+    if (n <= 9) return 3;
+    if (n <= 16) return 4;
+    return 5;
+  }
+
+  let listFailures = 0;
+  async function refreshCameras() {
+    try {
+      const resp = await fetch('/api/cameras', { cache: 'no-store' });
+      if (!resp.ok) {
+        let detail = resp.status + ' ' + resp.statusText;
+        try {
+          const body = await resp.json();
+          if (body && body.error) detail = String(body.error);
+        } catch (e) { /* not JSON */ }
+        throw new Error(detail);
+      }
+      const list = await resp.json();
+      if (!Array.isArray(list)) throw new Error('unexpected /api/cameras response');
+      listFailures = 0;
+      applyCameraList(list);
+      return true;
+    } catch (e) {
+      listFailures += 1;
+      if (tiles.size === 0) {
+        emptyEl.hidden = false;
+        emptyEl.textContent = 'Cannot load the camera list: ' + e.message + ' — retrying…';
+      } else if (listFailures >= 2 && bannerEl.hidden && !window.camhub.connected()) {
+        showBanner('Cannot reach the server: ' + e.message);
+      }
+      return false;
+    }
+  }
+
+  async function start() {
+    await refreshCameras();
+    connect();
+    setInterval(refreshCameras, POLL_MS);
+  }
+
+  window.camhub = {
+    /** {id: {seq, frames, loaded}} for every tile — used by the headless browser tests. */
+    tiles: function () {
+      const out = {};
+      for (const [id, t] of tiles) {
+        out[id] = { seq: t.seq, frames: t.frames, loaded: t.img.naturalWidth > 0 };
+      }
+      return out;
+    },
+    /** true while the WebSocket is open. */
+    connected: function () {
+      return !!ws && ws.readyState === WebSocket.OPEN;
+    },
+  };
+
+  start();
+})();
