@@ -52,7 +52,10 @@ impl Scaler {
                 key.src_format,
                 key.src_w,
                 key.src_h,
-                Pixel::YUV420P,
+                // The deprecated "J" format makes swscale initialise with a full-range destination;
+                // with a plain YUV420P destination it picks its unscaled copy path at equal sizes
+                // and ignores the range set afterwards (FFmpeg 5.1), leaving black at 16.
+                Pixel::YUVJ420P,
                 width,
                 height,
                 // Bilinear: the quality difference to bicubic is invisible at preview sizes and it
@@ -70,7 +73,7 @@ impl Scaler {
         let Some((_, ctx)) = self.ctx.as_mut() else {
             return Err(CodecError::Unsupported("scaler missing".into()));
         };
-        let mut out = ff::frame::Video::new(Pixel::YUV420P, width, height);
+        let mut out = ff::frame::Video::new(Pixel::YUVJ420P, width, height);
         ctx.run(&src.frame, &mut out)
             .map_err(|source| CodecError::Ffmpeg {
                 what: "scaling",

@@ -2,8 +2,10 @@
 //!
 //! `/usr/lib/chromium/chromium` is started directly (Debian's `/usr/bin/chromium` wrapper has a broken
 //! `/dev/shm` check) with a fresh profile dir; the DevTools port is read from the profile's
-//! `DevToolsActivePort` file. Chromium's crashpad handlers leave the process group and are reparented, so
-//! on `Drop` every descendant and every process whose command line names the profile dir is killed by PID.
+//! `DevToolsActivePort` file. Chromium's crashpad handlers leave the process group, are reparented to init
+//! and do not name the profile dir, so Chromium runs with a marker variable
+//! (`CAMHUB_TESTKIT_CHROMIUM=<profile dir>`) that every helper inherits; on `Drop` every descendant and
+//! every process whose command line or environment names the profile dir is killed by PID.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,10 +16,12 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::process::{descendants, pids_with_cmdline_containing, signal, stop_child};
+use crate::process::{descendants, pids_mentioning, signal, stop_child};
 
 /// Where Debian installs the real Chromium binary.
 const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+/// Environment variable set to the profile dir, inherited by every Chromium process (crashpad included).
+pub(crate) const MARKER: &str = "CAMHUB_TESTKIT_CHROMIUM";
 /// How long a single DevTools command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,6 +77,7 @@ impl Chromium {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            .env(MARKER, profile.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,7 +104,8 @@ impl Chromium {
         chromium
     }
 
-    /// The profile (user data) dir; every Chromium process of this instance names it on its command line.
+    /// The profile (user data) dir; every Chromium process of this instance has `CAMHUB_TESTKIT_CHROMIUM=`
+    /// this dir in its environment.
     pub fn profile_dir(&self) -> &Path {
         self.profile.path()
     }
@@ -242,12 +248,12 @@ impl BrowserGuard {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let needle = self.profile.display().to_string();
+        let needle = format!("{MARKER}={}", self.profile.display());
         let mut pids = descendants(child.id());
-        pids.extend(pids_with_cmdline_containing(&needle));
+        pids.extend(pids_mentioning(&needle));
         stop_child(&mut child, Duration::from_secs(3));
         // Crashpad handlers and any stragglers: gone by PID, whatever their process group.
-        pids.extend(pids_with_cmdline_containing(&needle));
+        pids.extend(pids_mentioning(&needle));
         pids.sort_unstable();
         pids.dedup();
         for pid in pids {

@@ -7,6 +7,12 @@
 //! CLI ([`decode_jpeg_rgb`], [`ffprobe_size`]) and headless Chromium ([`Chromium`]). [`Camhub`] runs the
 //! camhub binary itself on a free port.
 //!
+//! # The RTSP fixture's picture
+//! `videotestsrc pattern=smpte` with a running-time text at the top left ([`RTSP_COUNTER_REGION`], differs
+//! on every frame). Known colours, as fractions of width and height (valid at every size): 100 % white at
+//! (0.25, 0.875) = [`RTSP_WHITE`], black at (0.625, 0.875) = [`RTSP_BLACK`]; check them with
+//! [`KnownColor::check`] on the output of [`decode_jpeg_rgb`].
+//!
 //! # Runtime
 //! Functions that wait (start-up, `wait_for`, HTTP) are `async` and need a tokio runtime with the time and
 //! I/O drivers: write tests as `#[tokio::test(flavor = "multi_thread")]`. Quick helpers that only run a CLI

@@ -84,20 +84,22 @@ pub(crate) fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-/// Processes whose command line contains `needle` (e.g. a unique temp dir passed as an argument).
-pub(crate) fn pids_with_cmdline_containing(needle: &str) -> Vec<u32> {
+/// Processes whose command line or environment contains `needle` (e.g. a unique temp dir passed as an
+/// argument, or a marker variable that double-forked helpers inherit).
+pub(crate) fn pids_mentioning(needle: &str) -> Vec<u32> {
+    let mentions = |pid: u32, file: &str| {
+        std::fs::read(format!("/proc/{pid}/{file}"))
+            .map(|raw| {
+                String::from_utf8_lossy(&raw)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+            .unwrap_or(false)
+    };
     process_table()
         .into_iter()
-        .filter(|(pid, _)| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|raw| {
-                    String::from_utf8_lossy(&raw)
-                        .replace('\0', " ")
-                        .contains(needle)
-                })
-                .unwrap_or(false)
-        })
         .map(|(pid, _)| pid)
+        .filter(|&pid| mentions(pid, "cmdline") || mentions(pid, "environ"))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 //! background thread collects them so tests can count sessions the camera saw.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -257,11 +257,11 @@ impl RtspServer {
         )
     }
 
-    /// Stops the server (SIGTERM, SIGKILL after 3 s): clients see the camera vanish.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_child(&mut child, Duration::from_secs(3));
-        }
+    /// Stops the server (SIGTERM, SIGKILL after 3 s): clients see the camera vanish. Returns the exit
+    /// status (success when the script shut down cleanly on SIGTERM), None when it was not running.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        stop_child(&mut child, Duration::from_secs(3))
     }
 
     /// Whether the server process is running.
@@ -273,7 +273,7 @@ impl RtspServer {
 
     /// Stops the server if it runs and starts it again on the same port (a camera reboot).
     pub async fn restart(&mut self) {
-        self.kill();
+        let _ = self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         // The port can stay busy for a moment after the old process is gone; retry until it binds.
         loop {
@@ -290,6 +290,6 @@ impl RtspServer {
 
 impl Drop for RtspServer {
     fn drop(&mut self) {
-        self.kill();
+        let _ = self.kill();
     }
 }

@@ -69,15 +69,33 @@ async fn eval_reads_live_page_state_and_drop_leaves_no_process() {
     let bytes = std::fs::read(&png).expect("screenshot");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
 
-    let profile = browser.profile_dir().display().to_string();
+    // Every Chromium process, crashpad handlers included, carries the marker; none may outlive Drop.
+    let marker = format!(
+        "CAMHUB_TESTKIT_CHROMIUM={}",
+        browser.profile_dir().display()
+    );
+    let ours = |marker: &str| -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("environ")).is_ok_and(|raw| {
+                    String::from_utf8_lossy(&raw)
+                        .split('\0')
+                        .any(|v| v == marker)
+                })
+            })
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .collect()
+    };
+    let running = ours(&marker);
+    assert!(
+        running.iter().any(|c| c.contains("crashpad")),
+        "expected crashpad handlers among {running:?}"
+    );
     drop(browser);
-    let survivors: Vec<String> = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.contains(&profile))
-        .collect();
+    let survivors = ours(&marker);
     assert!(
         survivors.is_empty(),
         "Chromium processes left behind: {survivors:?}"

@@ -254,7 +254,11 @@ async fn kill_and_restart_on_the_same_port() {
     let mut server = RtspServer::start(RtspServerOptions::default()).await;
     let port = server.port();
     let url = server.url("/h264");
-    server.kill();
+    let status = server.kill().expect("it was running");
+    assert!(
+        status.success(),
+        "SIGTERM must shut the fixture down cleanly: {status}"
+    );
     assert!(!server.is_running());
     let (ok, _) = ffmpeg(
         &[

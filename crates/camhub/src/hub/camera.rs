@@ -270,43 +270,54 @@ impl Camera {
         let mut window_start = Instant::now();
         let mut window_frames = 0u32;
         loop {
-            tokio::select! {
-                next = tokio::time::timeout(watchdog, source.next()) => {
-                    let ev = match next {
-                        Err(_) => return Err(format!("no frame for {}s while connected (watchdog)", watchdog.as_secs_f64())),
-                        Ok(Err(e)) => return Err(e.0),
-                        Ok(Ok(ev)) => ev,
-                    };
-                    if !matches!(ev, SourceEvent::Params(_)) {
-                        Metrics::add(&self.metrics.frames_in, 1);
-                        self.last_frame_ms.store(self.now_ms(), Ordering::Relaxed);
-                        window_frames += 1;
-                        if !streaming {
-                            streaming = true;
-                            backoff.reset();
-                            self.set_state(State::Streaming, None);
+            // The same `next` future lives across idle checks: sources need not be cancel-safe.
+            let next = source.next();
+            tokio::pin!(next);
+            let watchdog_at = tokio::time::sleep(watchdog);
+            tokio::pin!(watchdog_at);
+            let next = loop {
+                tokio::select! {
+                    ev = &mut next => break ev,
+                    _ = &mut watchdog_at => {
+                        return Err(format!("no frame for {}s while connected (watchdog)", watchdog.as_secs_f64()));
+                    }
+                    _ = idle_check.tick() => {
+                        if !self.demanded() {
+                            info!(
+                                "no consumer took a frame for {}s: closing the connection",
+                                self.config.idle_timeout.as_secs()
+                            );
+                            return Ok(());
                         }
                     }
-                    let outcome = queue.push(ev);
-                    Metrics::add(&self.metrics.frames_dropped, outcome.dropped as u64);
-                    let elapsed = window_start.elapsed();
-                    if elapsed >= Duration::from_secs(2) {
-                        let fps = (f64::from(window_frames) / elapsed.as_secs_f64() * 10.0).round() / 10.0;
-                        self.status.send_if_modified(|s| {
-                            let changed = s.fps != Some(fps);
-                            s.fps = Some(fps);
-                            changed
-                        });
-                        window_start = Instant::now();
-                        window_frames = 0;
-                    }
                 }
-                _ = idle_check.tick() => {
-                    if !self.demanded() {
-                        info!("no consumer took a frame for {}s: closing the connection", self.config.idle_timeout.as_secs());
-                        return Ok(());
-                    }
+            };
+            let ev = match next {
+                Err(e) => return Err(e.0),
+                Ok(ev) => ev,
+            };
+            if !matches!(ev, SourceEvent::Params(_)) {
+                Metrics::add(&self.metrics.frames_in, 1);
+                self.last_frame_ms.store(self.now_ms(), Ordering::Relaxed);
+                window_frames += 1;
+                if !streaming {
+                    streaming = true;
+                    backoff.reset();
+                    self.set_state(State::Streaming, None);
                 }
+            }
+            let outcome = queue.push(ev);
+            Metrics::add(&self.metrics.frames_dropped, outcome.dropped as u64);
+            let elapsed = window_start.elapsed();
+            if elapsed >= Duration::from_secs(2) {
+                let fps = (f64::from(window_frames) / elapsed.as_secs_f64() * 10.0).round() / 10.0;
+                self.status.send_if_modified(|s| {
+                    let changed = s.fps != Some(fps);
+                    s.fps = Some(fps);
+                    changed
+                });
+                window_start = Instant::now();
+                window_frames = 0;
             }
         }
     }

@@ -51,6 +51,7 @@ struct Pipeline {
     generation: u64,
     await_keyframe: bool,
     decode_errors: u64,
+    last_wanted: Instant,
 }
 
 impl Pipeline {
@@ -65,6 +66,7 @@ impl Pipeline {
             last: None,
             await_keyframe: false,
             decode_errors: 0,
+            last_wanted: Instant::now(),
         })
     }
 
@@ -95,7 +97,7 @@ impl Pipeline {
                 keyframe,
                 pts,
             } => {
-                if !self.cam.variants.wanted() {
+                if !self.pixels_wanted() {
                     // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe.
                     Metrics::add(&self.cam.metrics.frames_dropped, 1);
                     self.await_keyframe = true;
@@ -145,6 +147,17 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// True while a variant has subscribers, and for `idle_timeout` after the last one left: a
+    /// snapshot poller that comes back every few seconds must not wait for the next keyframe
+    /// (which some cameras send only every 10 s or more) each time.
+    fn pixels_wanted(&mut self) -> bool {
+        if self.cam.variants.wanted() {
+            self.last_wanted = Instant::now();
+            return true;
+        }
+        self.last_wanted.elapsed() < self.cam.config.idle_timeout
     }
 
     fn open_decoder(&mut self, params: StreamParams) {

@@ -1,0 +1,302 @@
+//! RTSP cameras end to end: a real GStreamer RTSP server on loopback, camhub in between, and the
+//! ffmpeg CLI decoding what camhub serves.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use camhub_testkit::{
+    decode_jpeg_rgb, free_port, region_mean_abs_diff, MjpegReader, RtspServer, RtspServerOptions,
+    RTSP_BLACK, RTSP_COUNTER_REGION, RTSP_WHITE,
+};
+use common::{camera, eventually, get, metric, start, wait_state};
+
+/// Colours survive H.26x (limited range) → JPEG (full range) within this much per channel; an
+/// unconverted range misses black by ~16.
+const TIGHT: u8 = 10;
+
+fn camera_toml(id: &str, url: &str, extra: &str) -> String {
+    format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h264_h265_and_mjpeg_are_served_at_requested_sizes_in_the_right_colours() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let mut cfg = String::new();
+    for (id, path) in [("h264", "/h264"), ("h265", "/h265"), ("mjpeg", "/mjpeg")] {
+        cfg += &camera_toml(id, &rtsp.url(path), "");
+    }
+    let hub = start(&cfg).await;
+    for (id, codec) in [("h264", "h264"), ("h265", "h265"), ("mjpeg", "mjpeg")] {
+        let small = get(&hub.url(&format!("/api/cameras/{id}/frame.jpeg?width=320"))).await;
+        assert_eq!(
+            small.status,
+            200,
+            "{id}: {}\n{}",
+            small.text(),
+            hub.log_tail(30)
+        );
+        assert!(small.header("x-frame-age-ms").is_some());
+        let (w, h, rgb) = decode_jpeg_rgb(&small.body);
+        assert_eq!((w, h), (320, 180), "{id}");
+        RTSP_WHITE
+            .check(&rgb, w, h, TIGHT)
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        RTSP_BLACK
+            .check(&rgb, w, h, TIGHT)
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+
+        let native = get(&hub.url(&format!("/api/cameras/{id}/frame.jpeg"))).await;
+        assert_eq!(native.status, 200);
+        let (w, h, rgb) = decode_jpeg_rgb(&native.body);
+        assert_eq!((w, h), (640, 360), "{id}");
+        RTSP_BLACK
+            .check(&rgb, w, h, TIGHT)
+            .unwrap_or_else(|e| panic!("{id} native: {e}"));
+
+        let boxed = get(&hub.url(&format!(
+            "/api/cameras/{id}/frame.jpeg?width=200&height=200"
+        )))
+        .await;
+        let (w, h, _) = decode_jpeg_rgb(&boxed.body);
+        assert_eq!(
+            (w, h),
+            (200, 112),
+            "{id}: fits the box, keeps the aspect ratio, even sizes"
+        );
+
+        // The picture is live: the fixture's running clock changes between frames of the stream.
+        let mut reader =
+            MjpegReader::connect(&hub.url(&format!("/api/cameras/{id}/stream.mjpeg?width=320")))
+                .await
+                .unwrap();
+        let first = reader
+            .next_frame_within(Duration::from_secs(10))
+            .await
+            .unwrap();
+        let mut later = first.clone();
+        for _ in 0..15 {
+            later = reader
+                .next_frame_within(Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}; log:\n{}", hub.log_tail(20)));
+        }
+        let (w, h, a) = decode_jpeg_rgb(&first);
+        let (_, _, b) = decode_jpeg_rgb(&later);
+        let diff = region_mean_abs_diff(&a, &b, w, h, RTSP_COUNTER_REGION);
+        assert!(
+            diff > 0.5,
+            "{id}: frames 15 apart look the same (diff {diff})"
+        );
+
+        let api = camera(&hub, id).await;
+        assert_eq!(api["codec"], codec, "{api}");
+        assert_eq!(api["state"], "streaming", "{api}");
+        assert_eq!(api["width"], 640, "{api}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_viewers_share_one_session_which_is_torn_down_when_idle() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = start(&camera_toml(
+        "cam",
+        &rtsp.url("/h264"),
+        "idle_timeout = \"2s\"",
+    ))
+    .await;
+    let mut readers = Vec::new();
+    for i in 0..6 {
+        let q = if i % 2 == 0 { "width=320" } else { "width=160" };
+        let url = hub.url(&format!("/api/cameras/cam/stream.mjpeg?{q}"));
+        readers.push(MjpegReader::connect(&url).await.unwrap());
+    }
+    for r in &mut readers {
+        r.next_frame_within(Duration::from_secs(15)).await.unwrap();
+    }
+    let snap = get(&hub.url("/api/cameras/cam/frame.jpeg?width=320")).await;
+    assert_eq!(snap.status, 200);
+    assert_eq!(
+        rtsp.count("SETUP", "/h264"),
+        1,
+        "one upstream session for every viewer"
+    );
+    assert_eq!(camera(&hub, "cam").await["viewers"], 6);
+    drop(readers);
+    assert!(
+        rtsp.wait_for("TEARDOWN", "/h264", 1, Duration::from_secs(15))
+            .await,
+        "no TEARDOWN after idle_timeout; log:\n{}",
+        hub.log_tail(20)
+    );
+    wait_state(&hub, "cam", "idle", Duration::from_secs(5)).await;
+    // A new viewer opens it again.
+    let again = get(&hub.url("/api/cameras/cam/frame.jpeg")).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(rtsp.count("SETUP", "/h264"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_auth_over_udp_works_and_passwords_never_show() {
+    let password = "Zq9-secret-pw";
+    let rtsp = RtspServer::start(RtspServerOptions::default().with_auth("admin", password)).await;
+    let good = rtsp.url("/h264");
+    assert!(
+        good.contains(password),
+        "fixture URL carries the credentials: {good}"
+    );
+    let bad = good.replace(password, "wrong-pw-77");
+    let cfg = camera_toml("good", &good, "transport = \"udp\"")
+        + &camera_toml("bad", &bad, "always_on = true");
+    let hub = start(&cfg).await;
+    let snap = get(&hub.url("/api/cameras/good/frame.jpeg?width=320")).await;
+    assert_eq!(snap.status, 200, "{}\n{}", snap.text(), hub.log_tail(30));
+    wait_state(&hub, "bad", "retrying", Duration::from_secs(20)).await;
+    let bad_api = camera(&hub, "bad").await;
+    assert!(bad_api["last_error"].as_str().is_some(), "{bad_api}");
+    let failed = get(&hub.url("/api/cameras/bad/frame.jpeg")).await;
+    assert_eq!(failed.status, 503);
+    let everything = format!(
+        "{}{}{}{}",
+        get(&hub.url("/api/cameras")).await.text(),
+        failed.text(),
+        hub.log(),
+        get(&hub.url("/metrics")).await.text()
+    );
+    for secret in [password, "wrong-pw-77"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+    assert!(everything.contains("***"), "URLs are shown redacted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_survive_a_camera_restart_and_see_placeholders_meanwhile() {
+    let mut rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = start(&camera_toml("cam", &rtsp.url("/h264"), "watchdog = \"3s\"")).await;
+    let mut reader = MjpegReader::connect(&hub.url("/api/cameras/cam/stream.mjpeg?width=320"))
+        .await
+        .unwrap();
+    reader
+        .next_frame_within(Duration::from_secs(15))
+        .await
+        .unwrap();
+    rtsp.kill();
+    wait_state(&hub, "cam", "retrying", Duration::from_secs(20)).await;
+    // While the camera is down the viewer keeps receiving labelled placeholder frames.
+    let placeholder = reader
+        .next_frame_within(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let (w, h, rgb) = decode_jpeg_rgb(&placeholder);
+    assert_eq!((w, h), (320, 180));
+    RTSP_WHITE
+        .check(&rgb, w, h, TIGHT)
+        .expect_err("a placeholder is not the camera's picture");
+    rtsp.restart().await;
+    wait_state(&hub, "cam", "streaming", Duration::from_secs(60)).await;
+    // The same viewer gets the real picture again.
+    let mut real = false;
+    for _ in 0..60 {
+        let f = reader
+            .next_frame_within(Duration::from_secs(10))
+            .await
+            .unwrap();
+        let (w, h, rgb) = decode_jpeg_rgb(&f);
+        if RTSP_WHITE.check(&rgb, w, h, TIGHT).is_ok() {
+            real = true;
+            break;
+        }
+    }
+    assert!(
+        real,
+        "the viewer never saw the camera again; log:\n{}",
+        hub.log_tail(30)
+    );
+    assert!(metric(&hub, "camhub_reconnects_total", "cam").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_camera_absent_at_start_up_is_picked_up_when_it_appears() {
+    let port = free_port();
+    let url = format!("rtsp://127.0.0.1:{port}/h264");
+    let hub = start(&camera_toml("late", &url, "always_on = true")).await;
+    wait_state(&hub, "late", "retrying", Duration::from_secs(15)).await;
+    let api = camera(&hub, "late").await;
+    assert!(
+        api["reason"].as_str().unwrap_or("").contains("retrying in"),
+        "{api}"
+    );
+    let _rtsp = RtspServer::start(RtspServerOptions {
+        port,
+        ..Default::default()
+    })
+    .await;
+    wait_state(&hub, "late", "streaming", Duration::from_secs(60)).await;
+    let snap = get(&hub.url("/api/cameras/late/frame.jpeg")).await;
+    assert_eq!(snap.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_camera_is_reconnected_by_the_watchdog() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = start(&camera_toml(
+        "quiet",
+        &rtsp.url("/silent"),
+        "always_on = true\nwatchdog = \"2s\"",
+    ))
+    .await;
+    wait_state(&hub, "quiet", "streaming", Duration::from_secs(20)).await;
+    let reconnected = eventually(Duration::from_secs(30), || async {
+        camera(&hub, "quiet").await["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("watchdog")
+    })
+    .await;
+    assert!(
+        reconnected,
+        "{}\n{}",
+        camera(&hub, "quiet").await,
+        hub.log_tail(20)
+    );
+    assert!(
+        rtsp.wait_for("SETUP", "/silent", 2, Duration::from_secs(30))
+            .await,
+        "it connects again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resolution_change_mid_stream_is_followed() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = start(&camera_toml("sw", &rtsp.url("/switch"), "")).await;
+    let mut reader = MjpegReader::connect(&hub.url("/api/cameras/sw/stream.mjpeg"))
+        .await
+        .unwrap();
+    let first = reader
+        .next_frame_within(Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(decode_jpeg_rgb(&first).0, 640);
+    let mut switched = false;
+    for _ in 0..150 {
+        let f = reader
+            .next_frame_within(Duration::from_secs(10))
+            .await
+            .unwrap();
+        if decode_jpeg_rgb(&f).0 == 320 {
+            switched = true;
+            break;
+        }
+    }
+    assert!(
+        switched,
+        "never saw the new size; log:\n{}",
+        hub.log_tail(20)
+    );
+    assert_eq!(camera(&hub, "sw").await["width"], 320);
+}
