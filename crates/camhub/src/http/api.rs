@@ -54,6 +54,14 @@ pub fn camera_json(cam: &Camera) -> Value {
         "last_error": s.last_error,
         "last_frame_age_ms": cam.last_frame_age().map(|d| d.as_millis() as u64),
         "always_on": cam.config.always_on,
+        "substream": cam.substream.as_ref().map(|sub| {
+            let s = sub.status.borrow().clone();
+            json!({
+                "state": s.state, "reason": s.reason, "codec": s.codec, "width": s.width,
+                "height": s.height, "fps": s.fps, "viewers": sub.viewers(),
+                "reconnects": s.reconnects, "last_error": s.last_error,
+            })
+        }),
     })
 }
 

@@ -22,7 +22,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_encode_seconds_total", "counter", "CPU time spent scaling and encoding JPEGs.", |c| Metrics::get(&c.metrics.encode_ns) as f64 / 1e9),
         ("camhub_reconnects_total", "counter", "Upstream reconnects after failures.", |c| Metrics::get(&c.metrics.reconnects) as f64),
         ("camhub_bytes_out_total", "counter", "Bytes of JPEG data sent to viewers.", |c| Metrics::get(&c.metrics.bytes_out) as f64),
-        ("camhub_viewers", "gauge", "Live viewers (MJPEG streams, WebSocket subscriptions, waiting snapshots).", |c| c.viewers() as f64),
+        ("camhub_viewers", "gauge", "Live viewers (MJPEG streams, WebSocket subscriptions, waiting snapshots).", |c| c.direct_viewers() as f64),
         ("camhub_viewer_queued_bytes_max", "gauge", "Largest number of bytes one viewer has been handed but not yet accepted.", |c| c.max_queued_bytes() as f64),
         ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
     ];
@@ -30,6 +30,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for cam in state.hub.cameras() {
             let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", cam.id(), get(cam));
+            if let Some(sub) = &cam.substream {
+                let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", sub.id(), get(sub));
+            }
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

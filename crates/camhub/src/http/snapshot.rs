@@ -24,7 +24,9 @@ pub async fn frame(
     let cam = state.hub.camera(&id)?.clone();
     let query = PictureQuery::parse(raw(&q), false)?;
     let mut sub = cam.subscribe(query.key)?;
-    let streaming = cam.status.borrow().state == CamState::Streaming;
+    // The substream may be the one serving this size.
+    let source = sub.camera().clone();
+    let streaming = source.status.borrow().state == CamState::Streaming;
     let frame = match sub.latest() {
         Some(f) if streaming || f.received.elapsed().as_millis() < FRESH_MS => f,
         _ => {
@@ -32,7 +34,7 @@ pub async fn frame(
             match tokio::time::timeout(timeout, sub.next()).await {
                 Ok(Some(f)) => f,
                 _ => {
-                    let s = cam.status.borrow().clone();
+                    let s = source.status.borrow().clone();
                     let why = s
                         .reason
                         .or(s.last_error)
@@ -48,8 +50,8 @@ pub async fn frame(
             }
         }
     };
-    Metrics::add(&cam.metrics.bytes_out, frame.data.len() as u64);
-    Metrics::add(&cam.metrics.frames_out, 1);
+    Metrics::add(&source.metrics.bytes_out, frame.data.len() as u64);
+    Metrics::add(&source.metrics.frames_out, 1);
     Response::builder()
         .header(header::CONTENT_TYPE, "image/jpeg")
         .header(header::CACHE_CONTROL, "no-store")

@@ -51,12 +51,27 @@ pub struct Camera {
     pub(crate) seq: AtomicU64,
     /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
     queues: Mutex<Vec<Weak<AtomicU64>>>,
+    /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
+    /// small variants are made from it, so a grid decodes small streams, not full ones.
+    pub substream: Option<Arc<Camera>>,
 }
 
 impl Camera {
     /// A camera in the idle state.
     pub fn new(config: CameraConfig, max_variants: usize) -> Arc<Camera> {
+        let substream = config.substream.clone().map(|spec| {
+            let sub = CameraConfig {
+                id: format!("{}/sub", config.id),
+                source: spec,
+                substream: None,
+                // The substream serves small variants on demand only.
+                always_on: false,
+                ..config.clone()
+            };
+            Camera::new(sub, max_variants)
+        });
         Arc::new(Camera {
+            substream,
             config,
             variants: Variants::new(max_variants),
             status: watch::Sender::new(Status::default()),
@@ -77,9 +92,35 @@ impl Camera {
         &self.config.id
     }
 
-    /// Number of live subscriptions.
+    /// Number of live subscriptions (the substream's included).
     pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed) + self.substream.as_ref().map_or(0, |s| s.viewers())
+    }
+
+    /// Live subscriptions of this stream alone (not its substream's), for `/metrics`.
+    pub fn direct_viewers(&self) -> usize {
         self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Which stream serves `key`: the substream when the requested box is no larger than the
+    /// substream's picture. Before the substream's size is known, requests up to 640x480 (what
+    /// substreams usually are: 640x360, 704x576, 640x480) go to it.
+    fn stream_for(self: &Arc<Self>, key: &VariantKey) -> &Arc<Camera> {
+        let Some(sub) = &self.substream else {
+            return self;
+        };
+        if key.width.is_none() && key.height.is_none() {
+            return self;
+        }
+        let (sw, sh) = {
+            let s = sub.status.borrow();
+            (s.width.unwrap_or(640), s.height.unwrap_or(480))
+        };
+        if key.width.is_none_or(|w| w <= sw) && key.height.is_none_or(|h| h <= sh) {
+            sub
+        } else {
+            self
+        }
     }
 
     /// Age of the newest frame from the camera, if any arrived.
@@ -115,6 +156,10 @@ impl Camera {
 
     /// Subscribes to a JPEG variant and makes sure the upstream runs.
     pub fn subscribe(self: &Arc<Self>, key: VariantKey) -> Result<Subscription, Error> {
+        let stream = self.stream_for(&key);
+        if !Arc::ptr_eq(stream, self) {
+            return stream.subscribe(key);
+        }
         let rx = self.variants.subscribe(key)?;
         self.viewers.fetch_add(1, Ordering::Relaxed);
         self.touch();
