@@ -39,29 +39,59 @@ pub const REDACTED: &str = "***";
 ///            "rtsp://10.0.0.7:554/user=***&password=***&channel=1&stream=0.sdp");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (&url[..i + 3], &url[i + 3..]),
-        None => ("", url),
-    };
-    // The authority ends at the first '/', '?' or '#'; the userinfo is everything before its last '@'.
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
+    let (scheme, rest) = split_scheme(url);
+    let (userinfo, authority_and_tail) = split_userinfo(rest);
+    let auth_end = authority_and_tail
+        .find(['/', '?', '#'])
+        .unwrap_or(authority_and_tail.len());
+    let (authority, tail) = authority_and_tail.split_at(auth_end);
     let mut out = String::with_capacity(url.len());
     out.push_str(scheme);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
+    if let Some(userinfo) = userinfo {
+        out.push_str(REDACTED);
+        if userinfo.contains(':') {
+            out.push(':');
             out.push_str(REDACTED);
-            if userinfo.contains(':') {
-                out.push(':');
-                out.push_str(REDACTED);
-            }
-            out.push_str(&authority[at..]);
         }
-        None => out.push_str(authority),
+        out.push('@');
     }
+    out.push_str(authority);
     out.push_str(&redact_pairs(tail));
     out
+}
+
+/// Splits `scheme:` plus any slashes from the rest. Tolerates typos such as `rtsp:/host` — those
+/// URLs end up in error messages too.
+fn split_scheme(url: &str) -> (&str, &str) {
+    let Some(colon) = url.find(':') else {
+        return ("", url);
+    };
+    let scheme = &url[..colon];
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return ("", url);
+    }
+    let after = &url[colon + 1..];
+    let slashes = after.len() - after.trim_start_matches('/').len();
+    if slashes == 0 && !after.contains('@') {
+        // `host:port/...` or `ffmpeg:/dev/video0`-style: no authority to look for.
+        return ("", url);
+    }
+    url.split_at(colon + 1 + slashes)
+}
+
+/// Splits the userinfo off: everything before the last `@` that comes before the query. A password
+/// holding an unencoded `/` (invalid, but typed by users) is still treated as userinfo, so it is
+/// hidden rather than shown as part of a path.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..query].rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    }
 }
 
 /// Redacts the values of secret `key=value` pairs; pairs are separated by `&`, `;`, `/`, `?` or `#`.
@@ -107,11 +137,11 @@ pub fn scrub_secrets(text: &str, secrets: &[String]) -> String {
 /// for [`scrub_secrets`].
 pub fn secrets_of(url: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    if let Some(at) = authority.rfind('@') {
-        for part in authority[..at].splitn(2, ':') {
+    let (_, rest) = split_scheme(url);
+    let (userinfo, tail) = split_userinfo(rest);
+    if let Some(userinfo) = userinfo {
+        found.push(userinfo.to_owned());
+        for part in userinfo.splitn(2, ':') {
             found.push(part.to_owned());
         }
     }
@@ -168,6 +198,26 @@ mod tests {
         let r = redact_url("rtsp://admin:p@ss@10.0.0.1/ch1");
         assert!(!r.contains("p@ss") && !r.contains("ss@"), "{r}");
         assert!(r.ends_with("@10.0.0.1/ch1"));
+    }
+
+    #[test]
+    fn typos_and_unencoded_slashes_do_not_leak() {
+        for url in [
+            "rtsp:/admin:pw9x@h/x",
+            "rtsp://admin:pa/ss9x@h/x",
+            "rtsp:admin:pw9x@h/x",
+        ] {
+            let r = redact_url(url);
+            assert!(!r.contains("pw9x") && !r.contains("ss9x"), "{url} -> {r}");
+            let secrets = secrets_of(url);
+            assert!(
+                !scrub_secrets(url, &secrets).contains("9x"),
+                "{url}: {secrets:?}"
+            );
+        }
+        assert_eq!(redact_url("ffmpeg:/dev/video0"), "ffmpeg:/dev/video0");
+        assert_eq!(redact_url("demo:?width=640"), "demo:?width=640");
+        assert_eq!(redact_url("http://cam/a?next=x@y"), "http://cam/a?next=x@y");
     }
 
     #[test]
