@@ -230,6 +230,17 @@ async fn a_camera_absent_at_start_up_is_picked_up_when_it_appears() {
         api["reason"].as_str().unwrap_or("").contains("retrying in"),
         "{api}"
     );
+    // Retrying again and again logs one warning, not one per attempt.
+    let retried = eventually(Duration::from_secs(20), || async {
+        camera(&hub, "late").await["reconnects"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3
+    })
+    .await;
+    assert!(retried, "{}", camera(&hub, "late").await);
+    let warnings = hub.log().lines().filter(|l| l.contains("WARN")).count();
+    assert_eq!(warnings, 1, "log:\n{}", hub.log());
     let _rtsp = RtspServer::start(RtspServerOptions {
         port,
         ..Default::default()

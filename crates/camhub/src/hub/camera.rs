@@ -51,6 +51,8 @@ pub struct Camera {
     pub(crate) seq: AtomicU64,
     /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
     queues: Mutex<Vec<Weak<AtomicU64>>>,
+    /// The failure last logged as a warning (repeats of it are logged at debug level).
+    logged_error: Mutex<Option<String>>,
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
     /// small variants are made from it, so a grid decodes small streams, not full ones.
     pub substream: Option<Arc<Camera>>,
@@ -84,6 +86,7 @@ impl Camera {
             running: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             queues: Mutex::new(Vec::new()),
+            logged_error: Mutex::new(None),
         })
     }
 
@@ -214,12 +217,13 @@ impl Camera {
         );
     }
 
-    /// Changes the status, logging once per real state change.
-    fn set_state(&self, state: State, reason: Option<String>) {
-        let mut changed_state = false;
+    /// Changes the status and logs what an operator needs, once: a camera that keeps failing
+    /// the same way logs one warning, not one per attempt (the retries are at debug level).
+    fn set_state(&self, state: State, reason: Option<String>, error: Option<&str>) {
+        let mut previous = State::Idle;
         self.status.send_if_modified(|s| {
             let modified = s.state != state || s.reason != reason;
-            changed_state = s.state != state;
+            previous = s.state;
             s.state = state;
             s.reason = reason.clone();
             if state == State::Idle {
@@ -227,32 +231,53 @@ impl Camera {
             }
             modified
         });
-        if changed_state {
-            match (&state, &reason) {
-                (State::Retrying, Some(r)) => warn!(state = state.name(), "{r}"),
-                (_, Some(r)) => info!(state = state.name(), "{r}"),
-                _ => info!(state = state.name(), "state changed"),
+        let mut logged = self.logged_error.lock().unwrap_or_else(|p| p.into_inner());
+        let text = reason.as_deref().unwrap_or("");
+        match state {
+            State::Retrying => {
+                if logged.as_deref() != error {
+                    warn!(state = state.name(), "{text}");
+                    *logged = error.map(str::to_owned);
+                } else {
+                    debug!(state = state.name(), "{text}");
+                }
             }
-        } else if let Some(r) = &reason {
-            debug!(state = state.name(), "{r}");
+            State::Connecting if previous == State::Retrying => {
+                debug!(state = state.name(), "{text}")
+            }
+            State::Streaming if logged.is_some() => {
+                info!(state = state.name(), "the camera is back");
+                *logged = None;
+            }
+            _ if previous != state => {
+                info!(
+                    state = state.name(),
+                    "{}",
+                    if text.is_empty() {
+                        "state changed"
+                    } else {
+                        text
+                    }
+                )
+            }
+            _ => {}
         }
     }
 
     /// The upstream loop: connect, stream, reconnect; returns when nobody wants the camera.
     async fn upstream(self: &Arc<Self>) {
         let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
-        let mut failures_in_a_row = 0u32;
         while self.demanded() {
             self.set_state(
                 State::Connecting,
                 Some(format!("connecting to {}", self.config.source.redacted)),
+                None,
             );
             let outcome = self.session(&self.config.source, &mut backoff).await;
             let error = match outcome {
                 Ok(()) => break,
                 Err(e) => e,
             };
-            failures_in_a_row += 1;
             Metrics::add(&self.metrics.reconnects, 1);
             self.status.send_modify(|s| {
                 s.reconnects += 1;
@@ -266,10 +291,8 @@ impl Camera {
                     "{error}; retrying in {:.0}s",
                     delay.as_secs_f64().max(1.0)
                 )),
+                Some(&error),
             );
-            if failures_in_a_row == 1 {
-                debug!("first failure: {error}");
-            }
             // Sleep in slices so a camera nobody wants any more goes idle promptly.
             let until = tokio::time::Instant::now() + delay;
             while tokio::time::Instant::now() < until && self.demanded() {
@@ -279,7 +302,7 @@ impl Camera {
                 .await;
             }
         }
-        self.set_state(State::Idle, None);
+        self.set_state(State::Idle, None, None);
     }
 
     /// One connection: Ok(()) when closed for idleness, Err(reason) on failure.
@@ -348,7 +371,7 @@ impl Camera {
                 if !streaming {
                     streaming = true;
                     backoff.reset();
-                    self.set_state(State::Streaming, None);
+                    self.set_state(State::Streaming, None, None);
                 }
             }
             let outcome = queue.push(ev);
