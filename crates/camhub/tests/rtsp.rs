@@ -311,3 +311,37 @@ async fn a_resolution_change_mid_stream_is_followed() {
     );
     assert_eq!(camera(&hub, "sw").await["width"], 320);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_decoded_while_nobody_needs_pixels() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = start(&camera_toml(
+        "cam",
+        &rtsp.url("/h264"),
+        "always_on = true\nidle_timeout = \"2s\"",
+    ))
+    .await;
+    wait_state(&hub, "cam", "streaming", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(metric(&hub, "camhub_frames_in_total", "cam").await > 10.0);
+    assert_eq!(
+        metric(&hub, "camhub_decode_seconds_total", "cam").await,
+        0.0,
+        "decoded with no viewer"
+    );
+    assert_eq!(
+        metric(&hub, "camhub_frames_encoded_total", "cam").await,
+        0.0
+    );
+
+    let snap = get(&hub.url("/api/cameras/cam/frame.jpeg?width=320")).await;
+    assert_eq!(snap.status, 200);
+    assert!(metric(&hub, "camhub_decode_seconds_total", "cam").await > 0.0);
+    // idle_timeout after the last consumer, decoding stops although the connection stays up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let a = metric(&hub, "camhub_decode_seconds_total", "cam").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = metric(&hub, "camhub_decode_seconds_total", "cam").await;
+    assert_eq!(a, b, "still decoding with nobody watching");
+    assert_eq!(camera(&hub, "cam").await["state"], "streaming");
+}

@@ -51,7 +51,8 @@ struct Pipeline {
     generation: u64,
     await_keyframe: bool,
     decode_errors: u64,
-    last_wanted: Instant,
+    /// When a variant last had subscribers (None: never in this session).
+    last_wanted: Option<Instant>,
 }
 
 impl Pipeline {
@@ -66,7 +67,7 @@ impl Pipeline {
             last: None,
             await_keyframe: false,
             decode_errors: 0,
-            last_wanted: Instant::now(),
+            last_wanted: None,
         })
     }
 
@@ -154,10 +155,11 @@ impl Pipeline {
     /// (which some cameras send only every 10 s or more) each time.
     fn pixels_wanted(&mut self) -> bool {
         if self.cam.variants.wanted() {
-            self.last_wanted = Instant::now();
+            self.last_wanted = Some(Instant::now());
             return true;
         }
-        self.last_wanted.elapsed() < self.cam.config.idle_timeout
+        self.last_wanted
+            .is_some_and(|t| t.elapsed() < self.cam.config.idle_timeout)
     }
 
     fn open_decoder(&mut self, params: StreamParams) {
