@@ -231,9 +231,7 @@ async fn get(client: &Client, target: &Target, scrub: &Scrubber) -> Result<Respo
         }
         req.send()
     };
-    let response = send(None)
-        .await
-        .map_err(|e| scrub.err(format!("cannot reach the camera: {}", error_chain(&e))))?;
+    let response = send(None).await.map_err(|e| scrub.err(unreachable(&e)))?;
     let response = if response.status() == StatusCode::UNAUTHORIZED {
         let Some((user, pass)) = &target.user else {
             return Err(SourceError(
@@ -284,6 +282,18 @@ async fn get(client: &Client, target: &Target, scrub: &Scrubber) -> Result<Respo
         )));
     }
     Ok(response)
+}
+
+/// Why a request failed, with the fix for the commonest HTTPS problem.
+fn unreachable(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    if chain.to_ascii_lowercase().contains("certificate") {
+        format!(
+            "cannot reach the camera: {chain} (a camera with a self-signed certificate needs insecure_tls = true)"
+        )
+    } else {
+        format!("cannot reach the camera: {chain}")
+    }
 }
 
 /// reqwest's Display hides the cause ("error sending request"); the chain says "connection refused".

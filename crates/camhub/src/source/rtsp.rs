@@ -117,6 +117,7 @@ impl RtspSource {
                     let keyframe = frame.is_random_access_point();
                     let pts = frame.timestamp().timestamp();
                     let data = Bytes::from(frame.into_data());
+                    tracing::trace!(len = data.len(), keyframe, pts, nals = ?nal_types(&data, self.codec), "frame");
                     if self.codec == Codec::Mjpeg {
                         return Ok(SourceEvent::Jpeg(data));
                     }
@@ -139,4 +140,23 @@ impl RtspSource {
             }
         }
     }
+}
+
+/// NAL unit types in an Annex B access unit (for trace logs).
+fn nal_types(data: &[u8], codec: Codec) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            let h = data[i + 3];
+            out.push(if codec == Codec::H265 {
+                (h >> 1) & 0x3f
+            } else {
+                h & 0x1f
+            });
+            i += 3;
+        }
+        i += 1;
+    }
+    out
 }
