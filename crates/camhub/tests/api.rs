@@ -133,6 +133,7 @@ async fn variants_are_capped_and_shared() {
         "camhub_frames_dropped_total",
         "camhub_bytes_out_total",
         "camhub_viewer_queued_bytes_max",
+        "camhub_added_latency_seconds_count",
     ] {
         assert!(
             text.contains(&format!("{name}{{camera=\"demo\"}}")),

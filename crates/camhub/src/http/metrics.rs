@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::hub::status::Metrics;
+use crate::hub::status::{Metrics, LATENCY_BUCKETS};
 
 /// The handler.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -34,6 +34,36 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", sub.id(), get(sub));
             }
         }
+    }
+    let name = "camhub_added_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.\n# TYPE {name} histogram"
+    );
+    let cams = state
+        .hub
+        .cameras()
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.substream.as_ref()));
+    for cam in cams {
+        let (counts, sum) = cam.metrics.added_latency.snapshot();
+        for (i, count) in counts.iter().enumerate() {
+            let le = LATENCY_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{camera=\"{}\",le=\"{le}\"}} {count}",
+                cam.id()
+            );
+        }
+        let _ = writeln!(out, "{name}_sum{{camera=\"{}\"}} {sum}", cam.id());
+        let _ = writeln!(
+            out,
+            "{name}_count{{camera=\"{}\"}} {}",
+            cam.id(),
+            counts[10]
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

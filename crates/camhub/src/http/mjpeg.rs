@@ -89,9 +89,11 @@ impl Viewer {
             self.queued.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
             return Some(chunk);
         }
-        let (jpeg, seq_frame) = self.next_frame().await?;
-        if seq_frame {
-            Metrics::add(&self.sub.camera().metrics.frames_out, 1);
+        let (jpeg, received) = self.next_frame().await?;
+        if let Some(received) = received {
+            let metrics = &self.sub.camera().metrics;
+            Metrics::add(&metrics.frames_out, 1);
+            metrics.added_latency.observe(received.elapsed());
         }
         let header = Bytes::from(part_header(BOUNDARY, jpeg.len()));
         let total = header.len() + jpeg.len() + 2;
@@ -104,8 +106,8 @@ impl Viewer {
         Some(header)
     }
 
-    /// The next JPEG to send (and whether it is a real frame rather than a placeholder).
-    async fn next_frame(&mut self) -> Option<(Bytes, bool)> {
+    /// The next JPEG to send, and when its source frame arrived (None for a placeholder).
+    async fn next_frame(&mut self) -> Option<(Bytes, Option<std::time::Instant>)> {
         if *self.shutdown.borrow() {
             return None;
         }
@@ -113,7 +115,7 @@ impl Viewer {
             self.first = false;
             if let Some(f) = self.sub.latest() {
                 self.last_size = (f.width, f.height);
-                return Some((f.data.clone(), true));
+                return Some((f.data.clone(), Some(f.received)));
             }
         }
         if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
@@ -125,7 +127,7 @@ impl Viewer {
             if self.sub.has_new() {
                 if let Some(f) = self.sub.latest() {
                     self.last_size = (f.width, f.height);
-                    return Some((f.data.clone(), true));
+                    return Some((f.data.clone(), Some(f.received)));
                 }
             }
         }
@@ -134,12 +136,12 @@ impl Viewer {
                 f = tokio::time::timeout(PLACEHOLDER_AFTER, self.sub.next()) => match f {
                     Ok(Some(f)) => {
                         self.last_size = (f.width, f.height);
-                        return Some((f.data.clone(), true));
+                        return Some((f.data.clone(), Some(f.received)));
                     }
                     Ok(None) => return None,
                     Err(_) => {
                         if let Some(p) = self.placeholder().await {
-                            return Some((p, false));
+                            return Some((p, None));
                         }
                     }
                 },

@@ -168,8 +168,11 @@ fn frame_messages(sub: &mut Sub) -> Vec<Message> {
         return Vec::new();
     };
     sub.last_sent = Some(Instant::now());
-    Metrics::add(&sub.camera.metrics.frames_out, 1);
-    Metrics::add(&sub.camera.metrics.bytes_out, f.data.len() as u64);
+    // Counted on the stream that made the frame (the substream for small sizes).
+    let metrics = &sub.frames.camera().metrics;
+    Metrics::add(&metrics.frames_out, 1);
+    metrics.added_latency.observe(f.received.elapsed());
+    Metrics::add(&metrics.bytes_out, f.data.len() as u64);
     vec![
         text_msg(json!({
             "type": "frame", "camera": sub.camera.id(), "seq": f.seq, "ts": f.unix_ms,

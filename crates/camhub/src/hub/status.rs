@@ -87,8 +87,44 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// JPEG frames handed to viewers.
     pub frames_out: AtomicU64,
-    /// Largest number of bytes any one viewer currently has produced but not yet accepted.
-    pub viewer_queued_bytes_max: AtomicU64,
+    /// Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.
+    pub added_latency: Histogram,
+}
+
+/// Upper bounds of [`Histogram`] buckets, in seconds (Prometheus `le` labels).
+pub const LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.5, 1.0];
+
+/// A lock-free latency histogram with fixed buckets ([`LATENCY_BUCKETS`], plus +Inf).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 11],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last is +Inf, i.e. the total count), and the sum in seconds.
+    pub fn snapshot(&self) -> ([u64; 11], f64) {
+        let mut out = [0u64; 11];
+        let mut acc = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            acc += b.load(Ordering::Relaxed);
+            out[i] = acc;
+        }
+        (out, self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9)
+    }
 }
 
 impl Metrics {
