@@ -33,6 +33,8 @@ pub struct Demuxer {
     /// Playback time added by previous loops.
     loop_base: Duration,
     last_due: Duration,
+    /// Latest due time seen: with B-frames the last packet read is not the last one shown.
+    max_due: Duration,
     frame_time: Duration,
 }
 
@@ -118,6 +120,7 @@ impl Demuxer {
             first_ts: None,
             loop_base: Duration::ZERO,
             last_due: Duration::ZERO,
+            max_due: Duration::ZERO,
             frame_time,
         })
     }
@@ -149,7 +152,7 @@ impl Demuxer {
                             what: "rewinding the file to loop it",
                             source,
                         })?;
-                    self.loop_base = self.last_due + self.frame_time;
+                    self.loop_base = self.max_due + self.frame_time;
                     self.first_ts = None;
                     continue;
                 }
@@ -178,6 +181,7 @@ impl Demuxer {
                 None => self.last_due + self.frame_time,
             };
             self.last_due = due;
+            self.max_due = self.max_due.max(due);
             return Ok(Some(DemuxedPacket {
                 data: data.to_vec(),
                 keyframe: packet.is_key(),

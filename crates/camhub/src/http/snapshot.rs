@@ -35,10 +35,14 @@ pub async fn frame(
                 Ok(Some(f)) => f,
                 _ => {
                     let s = source.status.borrow().clone();
-                    let why = s
-                        .reason
-                        .or(s.last_error)
-                        .unwrap_or_else(|| format!("state: {}", s.state.name()));
+                    // Between retries the state is briefly "connecting": the last failure
+                    // says more than "connecting to …".
+                    let why = if s.state == CamState::Connecting {
+                        s.last_error.or(s.reason)
+                    } else {
+                        s.reason.or(s.last_error)
+                    }
+                    .unwrap_or_else(|| format!("state: {}", s.state.name()));
                     return Err(Error::new(
                         ErrorKind::Unavailable,
                         format!(
