@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use camhub::http::{app, stall::StallListener, AppState};
+use camhub::http::{app, serve, AppState};
 use camhub::hub::Hub;
 use camhub_config::Config;
 use tokio::sync::watch;
@@ -141,6 +141,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let hub = Hub::new(&config);
     hub.start();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown_wait = shutdown_rx.clone();
     let state = AppState {
         hub: hub.clone(),
         shutdown: shutdown_rx,
@@ -154,13 +155,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() {
         warn!("listening on {listen}: anyone who can reach this address can watch the cameras (there is no login yet)");
     }
-    let listener = StallListener::new(listener, config.server.stall_timeout);
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
-    server.await.context("serving HTTP")?;
+    serve::serve(
+        listener,
+        app(state),
+        config.server.stall_timeout,
+        shutdown_wait,
+    )
+    .await;
     info!("stopped");
     Ok(())
 }

@@ -82,6 +82,24 @@ async fn demo_camera_wakes_on_demand_serves_sizes_and_goes_idle() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_poller_gets_a_new_frame_every_time() {
+    let hub = start(DEMO).await;
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        let snap = get(&hub.url("/api/cameras/demo/frame.jpeg?width=320")).await;
+        assert_eq!(snap.status, 200);
+        seqs.push(snap.header("x-frame-seq").unwrap().parse::<u64>().unwrap());
+        let age: u64 = snap.header("x-frame-age-ms").unwrap().parse().unwrap();
+        assert!(age < 1000, "a stale frame ({age} ms old) was served");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "same frame served again: {seqs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn variants_are_capped_and_shared() {
     let hub = start(DEMO).await;
     let mut readers = Vec::new();

@@ -68,6 +68,11 @@ impl JpegEncoder {
     }
 }
 
+/// Largest JPEG side camhub decodes (a header can claim 65535; decoding it would need gigabytes).
+pub const MAX_SIDE: usize = 16384;
+/// Largest JPEG area camhub decodes.
+pub const MAX_PIXELS: usize = 64_000_000;
+
 /// A reusable JPEG decoder for JPEG sources (MJPEG cameras, snapshot URLs).
 pub struct JpegDecoder {
     decompressor: Decompressor,
@@ -98,6 +103,19 @@ impl JpegDecoder {
                 what: "reading a JPEG header",
                 source,
             })?;
+        if header.width == 0
+            || header.height == 0
+            || header.width > MAX_SIDE
+            || header.height > MAX_SIDE
+            || header.width * header.height > MAX_PIXELS
+        {
+            return Err(CodecError::Unsupported(format!(
+                "a {}x{} JPEG is beyond what camhub decodes ({MAX_SIDE} per side, {} megapixels)",
+                header.width,
+                header.height,
+                MAX_PIXELS / 1_000_000
+            )));
+        }
         let mut factor = ScalingFactor::ONE;
         for denom in [8, 4, 2] {
             let f = ScalingFactor::new(1, denom);
@@ -153,27 +171,41 @@ impl JpegDecoder {
         );
         let mut frame = ff::frame::Video::new(fmt, wu, hu);
         frame.set_color_range(Range::JPEG);
-        // Copy the tightly packed planes into FFmpeg's padded ones.
-        let (cw, chh) = match subsamp {
-            Subsamp::Sub2x2 => (w.div_ceil(2), h.div_ceil(2)),
-            Subsamp::Sub2x1 => (w.div_ceil(2), h),
-            Subsamp::None => (w, h),
-            _ => (0, 0),
+        // turbojpeg packs the planes back to back, each padded to whole MCUs (4:2:0: even width and
+        // height for luma); FFmpeg's planes have their own strides. Copy row by row.
+        let pad2 = |v: usize| v + (v & 1);
+        let (yw, yh, cw, ch) = match subsamp {
+            Subsamp::Sub2x2 => (pad2(w), pad2(h), pad2(w) / 2, pad2(h) / 2),
+            Subsamp::Sub2x1 => (pad2(w), h, pad2(w) / 2, h),
+            Subsamp::None => (w, h, w, h),
+            _ => (w, h, 0, 0),
         };
-        let plane_dims = [(w, h), (cw, chh), (cw, chh)];
+        // (source stride, source rows, bytes to copy per row, rows to copy)
+        let layout = [
+            (yw, yh, w, h),
+            (cw, ch, w.div_ceil(yw / cw.max(1)), ch),
+            (cw, ch, w.div_ceil(yw / cw.max(1)), ch),
+        ];
         let planes = if subsamp == Subsamp::Gray { 1 } else { 3 };
+        if frame.planes() < planes {
+            return Err(CodecError::Unsupported(format!(
+                "cannot allocate a {w}x{h} picture"
+            )));
+        }
         let mut offset = 0;
-        for (i, &(pw, ph)) in plane_dims.iter().enumerate().take(planes) {
+        for (i, &(stride_src, rows_src, copy_w, copy_rows)) in
+            layout.iter().enumerate().take(planes)
+        {
             let stride = frame.stride(i);
             let dst = frame.data_mut(i);
-            for row in 0..ph {
-                let src = buf.get(offset + row * pw..offset + row * pw + pw);
-                let d = dst.get_mut(row * stride..row * stride + pw);
+            for row in 0..copy_rows {
+                let src = buf.get(offset + row * stride_src..offset + row * stride_src + copy_w);
+                let d = dst.get_mut(row * stride..row * stride + copy_w);
                 if let (Some(s), Some(d)) = (src, d) {
                     d.copy_from_slice(s);
                 }
             }
-            offset += pw * ph;
+            offset += stride_src * rows_src;
         }
         Ok(Picture::from_frame(frame))
     }

@@ -105,12 +105,7 @@ impl PictureQuery {
                             format!("fps={} is not a number", v.escape_default()),
                         )
                     })?;
-                    if !(f > 0.0 && f <= 1000.0) {
-                        return Err(Error::new(
-                            ErrorKind::BadRequest,
-                            "fps must be above 0 and at most 1000",
-                        ));
-                    }
+                    check_fps(f)?;
                     fps = Some(f);
                 }
                 other => {
@@ -133,6 +128,21 @@ impl PictureQuery {
             key: VariantKey::from_query(width, height, quality)?,
             fps,
         })
+    }
+}
+
+/// Lowest accepted `fps`: one frame every 100 s (smaller values would overflow time arithmetic).
+pub const MIN_FPS: f64 = 0.01;
+
+/// Validates a frame-rate cap.
+pub fn check_fps(f: f64) -> Result<(), Error> {
+    if (MIN_FPS..=1000.0).contains(&f) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::BadRequest,
+            format!("fps must be between {MIN_FPS} and 1000"),
+        ))
     }
 }
 

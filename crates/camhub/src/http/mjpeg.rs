@@ -5,7 +5,7 @@
 //! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +13,17 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use camhub_media::multipart::part_header;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::api::{raw, PictureQuery};
+use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
+use crate::hub::camera::ViewerBytes;
 use crate::hub::status::Metrics;
 use crate::hub::{State as CamState, Subscription};
 
@@ -33,19 +36,20 @@ pub const PLACEHOLDER_AFTER: Duration = Duration::from_secs(3);
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    conn: Option<Extension<ConnWritten>>,
     q: RawQuery,
 ) -> Result<Response, Error> {
     let cam = state.hub.camera(&id)?.clone();
     let query = PictureQuery::parse(raw(&q), true)?;
     let sub = cam.subscribe(query.key)?;
-    let queued = cam.register_queue();
+    let bytes = cam.register_viewer(conn.map(|Extension(ConnWritten(w))| w));
     let viewer = Viewer {
         sub,
         min_interval: query.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
         last_sent: None,
         first: true,
         pending: VecDeque::new(),
-        queued,
+        bytes,
         shutdown: state.shutdown.clone(),
         last_size: (640, 360),
     };
@@ -77,7 +81,7 @@ struct Viewer {
     first: bool,
     /// The parts of the frame being written (header, JPEG, CRLF): at most one frame.
     pending: VecDeque<Bytes>,
-    queued: Arc<AtomicU64>,
+    bytes: Arc<ViewerBytes>,
     shutdown: watch::Receiver<bool>,
     last_size: (u32, u32),
 }
@@ -86,7 +90,9 @@ impl Viewer {
     /// The next chunk of the body; `None` ends the response.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.pending.pop_front() {
-            self.queued.fetch_sub(chunk.len() as u64, Ordering::Relaxed);
+            self.bytes
+                .produced
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             return Some(chunk);
         }
         let (jpeg, received) = self.next_frame().await?;
@@ -100,8 +106,9 @@ impl Viewer {
         Metrics::add(&self.sub.camera().metrics.bytes_out, total as u64);
         self.pending.push_back(jpeg);
         self.pending.push_back(Bytes::from_static(b"\r\n"));
-        self.queued
-            .store((total - header.len()) as u64, Ordering::Relaxed);
+        self.bytes
+            .produced
+            .fetch_add(header.len() as u64, Ordering::Relaxed);
         self.last_sent = Some(Instant::now());
         Some(header)
     }

@@ -5,8 +5,8 @@
 pub mod api;
 pub mod metrics;
 pub mod mjpeg;
+pub mod serve;
 pub mod snapshot;
-pub mod stall;
 pub mod web;
 pub mod ws;
 

@@ -28,7 +28,13 @@ pub async fn frame(
     let source = sub.camera().clone();
     let streaming = source.status.borrow().state == CamState::Streaming;
     let frame = match sub.latest() {
-        Some(f) if streaming || f.received.elapsed().as_millis() < FRESH_MS => f,
+        // Served at once only if it is the newest picture the camera produced.
+        Some(f)
+            if (streaming && f.seq >= source.latest_seq())
+                || f.received.elapsed().as_millis() < FRESH_MS =>
+        {
+            f
+        }
         _ => {
             let timeout = state.hub.server.snapshot_timeout;
             match tokio::time::timeout(timeout, sub.next()).await {

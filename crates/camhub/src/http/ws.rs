@@ -130,18 +130,14 @@ fn subscribe(state: &AppState, text: &str, subs: &mut Vec<Sub>) -> Result<Vec<Me
         let result = state.hub.camera(&e.camera).and_then(|cam| {
             let key = VariantKey::from_query(e.width, e.height, e.quality)?;
             if let Some(f) = e.fps {
-                if !(f > 0.0 && f <= 1000.0) {
-                    return Err(crate::Error::new(
-                        crate::ErrorKind::BadRequest,
-                        "fps must be above 0 and at most 1000",
-                    ));
-                }
+                super::api::check_fps(f)?;
             }
             Ok((cam.clone(), cam.subscribe(key)?))
         });
         match result {
             Ok((camera, frames)) => {
-                let status = camera.status.subscribe();
+                // The status of the stream that serves this size (the substream for small tiles).
+                let status = frames.camera().status.subscribe();
                 let mut sub = Sub {
                     camera,
                     frames,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use camhub_config::{Camera as CameraConfig, SourceSpec};
+use camhub_config::{Camera as CameraConfig, SourceKind, SourceSpec};
 use camhub_media::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
@@ -50,7 +50,7 @@ pub struct Camera {
     /// Source frame counter, shared by every variant.
     pub(crate) seq: AtomicU64,
     /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
-    queues: Mutex<Vec<Weak<AtomicU64>>>,
+    queues: Mutex<Vec<Weak<ViewerBytes>>>,
     /// The failure last logged as a warning (repeats of it are logged at debug level).
     logged_error: Mutex<Option<String>>,
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
@@ -100,6 +100,11 @@ impl Camera {
         self.viewers.load(Ordering::Relaxed) + self.substream.as_ref().map_or(0, |s| s.viewers())
     }
 
+    /// Sequence number of the newest picture this camera produced.
+    pub fn latest_seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
     /// Live subscriptions of this stream alone (not its substream's), for `/metrics`.
     pub fn direct_viewers(&self) -> usize {
         self.viewers.load(Ordering::Relaxed)
@@ -138,21 +143,27 @@ impl Camera {
         }
     }
 
-    /// A counter for one viewer's queued bytes, reported in `/metrics` while the viewer lives.
-    pub fn register_queue(&self) -> Arc<AtomicU64> {
-        let q = Arc::new(AtomicU64::new(0));
+    /// Registers a viewer's byte counters, reported in `/metrics` while the viewer lives.
+    /// `written` counts what the kernel accepted on the viewer's connection (if known).
+    pub fn register_viewer(&self, written: Option<Arc<AtomicU64>>) -> Arc<ViewerBytes> {
+        let base = written.as_ref().map_or(0, |w| w.load(Ordering::Relaxed));
+        let v = Arc::new(ViewerBytes {
+            produced: AtomicU64::new(0),
+            written,
+            base,
+        });
         let mut qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         qs.retain(|w| w.strong_count() > 0);
-        qs.push(Arc::downgrade(&q));
-        q
+        qs.push(Arc::downgrade(&v));
+        v
     }
 
-    /// The largest number of bytes any live viewer has queued.
+    /// The largest number of bytes any live viewer has been handed but not yet accepted.
     pub fn max_queued_bytes(&self) -> u64 {
         let qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         qs.iter()
             .filter_map(Weak::upgrade)
-            .map(|q| q.load(Ordering::Relaxed))
+            .map(|v| v.queued())
             .max()
             .unwrap_or(0)
     }
@@ -176,7 +187,9 @@ impl Camera {
     /// Records that a consumer took a frame (or arrived): the camera is wanted for another
     /// `idle_timeout`.
     pub fn touch(&self) {
-        self.last_taken_ms.store(self.now_ms(), Ordering::Relaxed);
+        // SeqCst pairs with `running` below: a consumer that arrives while the upstream task is
+        // deciding to stop must be seen by it, or must see the flag cleared and start a new task.
+        self.last_taken_ms.store(self.now_ms(), Ordering::SeqCst);
     }
 
     fn now_ms(&self) -> u64 {
@@ -186,29 +199,38 @@ impl Camera {
 
     /// True while the upstream should be open.
     pub fn demanded(&self) -> bool {
-        if self.config.always_on || self.waiting.load(Ordering::Relaxed) > 0 {
+        if self.config.always_on || self.waiting.load(Ordering::SeqCst) > 0 {
             return true;
         }
-        let last = self.last_taken_ms.load(Ordering::Relaxed);
+        let last = self.last_taken_ms.load(Ordering::SeqCst);
         last != 0
             && self.now_ms().saturating_sub(last) < self.config.idle_timeout.as_millis() as u64
     }
 
     /// Starts the upstream task unless it runs already.
     pub fn ensure_running(self: &Arc<Self>) {
-        if self.running.swap(true, Ordering::AcqRel) {
+        if self.running.swap(true, Ordering::SeqCst) {
             return;
         }
         let cam = self.clone();
         let span = tracing::info_span!("camera", id = %self.config.id);
         tokio::spawn(
             async move {
+                // Clears `running` however the task ends (a panic included), so the camera can
+                // always be started again.
+                struct Running(Arc<Camera>);
+                impl Drop for Running {
+                    fn drop(&mut self) {
+                        self.0.running.store(false, Ordering::SeqCst);
+                    }
+                }
                 loop {
+                    let guard = Running(cam.clone());
                     cam.upstream().await;
-                    cam.running.store(false, Ordering::Release);
+                    drop(guard);
                     // A consumer may have arrived between the decision to stop and the flag
                     // clearing; it saw `running` set and did not start a task, so check again.
-                    if !cam.demanded() || cam.running.swap(true, Ordering::AcqRel) {
+                    if !cam.demanded() || cam.running.swap(true, Ordering::SeqCst) {
                         break;
                     }
                 }
@@ -317,7 +339,20 @@ impl Camera {
         let queue = Arc::new(FrameQueue::new());
         let thread = pipeline::spawn(self.clone(), queue.clone())
             .map_err(|e| format!("cannot start decoding: {e}"))?;
-        let result = self.pump(&mut source, &queue, backoff).await;
+        // A camera polled every N seconds is silent for N seconds by design.
+        let watchdog = match &spec.kind {
+            SourceKind::Http {
+                poll_interval: Some(p),
+                ..
+            } => self
+                .config
+                .watchdog
+                .max(*p + OpenOptions::default().connect_timeout),
+            _ => self.config.watchdog,
+        };
+        let result = self
+            .pump(&mut source, &queue, backoff, watchdog, &thread)
+            .await;
         queue.close();
         drop(source);
         // The decode thread drains and exits on its own; don't block the runtime joining it.
@@ -331,8 +366,9 @@ impl Camera {
         source: &mut Source,
         queue: &FrameQueue,
         backoff: &mut Backoff,
+        watchdog: Duration,
+        decoder: &std::thread::JoinHandle<()>,
     ) -> Result<(), String> {
-        let watchdog = self.config.watchdog;
         let mut idle_check = tokio::time::interval(Duration::from_millis(500));
         let mut streaming = false;
         let mut window_start = Instant::now();
@@ -350,6 +386,9 @@ impl Camera {
                         return Err(format!("no frame for {}s while connected (watchdog)", watchdog.as_secs_f64()));
                     }
                     _ = idle_check.tick() => {
+                        if decoder.is_finished() {
+                            return Err("the decoder stopped unexpectedly (a bug: please report it with the log)".into());
+                        }
                         if !self.demanded() {
                             info!(
                                 "no consumer took a frame for {}s: closing the connection",
@@ -370,6 +409,9 @@ impl Camera {
                 window_frames += 1;
                 if !streaming {
                     streaming = true;
+                    // The rate is measured between frames: the window opens at the first.
+                    window_start = Instant::now();
+                    window_frames = 0;
                     backoff.reset();
                     self.set_state(State::Streaming, None, None);
                 }
@@ -387,6 +429,27 @@ impl Camera {
                 window_start = Instant::now();
                 window_frames = 0;
             }
+        }
+    }
+}
+
+/// One viewer's bytes: produced for it by camhub versus accepted by the kernel on its connection.
+/// The difference is what sits in camhub's and hyper's buffers for that viewer.
+#[derive(Debug)]
+pub struct ViewerBytes {
+    /// Bytes of response body produced.
+    pub produced: AtomicU64,
+    written: Option<Arc<AtomicU64>>,
+    base: u64,
+}
+
+impl ViewerBytes {
+    /// Bytes produced but not yet accepted by the kernel.
+    pub fn queued(&self) -> u64 {
+        let produced = self.produced.load(Ordering::Relaxed);
+        match &self.written {
+            Some(w) => produced.saturating_sub(w.load(Ordering::Relaxed).saturating_sub(self.base)),
+            None => 0,
         }
     }
 }
@@ -447,14 +510,14 @@ struct Waiting<'a>(&'a Camera);
 
 impl<'a> Waiting<'a> {
     fn new(cam: &'a Camera) -> Self {
-        cam.waiting.fetch_add(1, Ordering::Relaxed);
+        cam.waiting.fetch_add(1, Ordering::SeqCst);
         Waiting(cam)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
         // Leaving the wait (frame taken or gave up) also counts as activity.
         self.0.touch();
     }

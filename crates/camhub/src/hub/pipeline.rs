@@ -99,9 +99,11 @@ impl Pipeline {
                 pts,
             } => {
                 if !self.pixels_wanted() {
-                    // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe.
+                    // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe. The
+                    // last picture is getting old: never serve it to a newcomer.
                     Metrics::add(&self.cam.metrics.frames_dropped, 1);
                     self.await_keyframe = true;
+                    self.last = None;
                     return;
                 }
                 if self.await_keyframe && !keyframe {
@@ -142,6 +144,11 @@ impl Pipeline {
                 if !self.cam.variants.wanted() {
                     return;
                 }
+                self.cam.status.send_if_modified(|s| {
+                    let changed = s.codec.as_deref() != Some("demo");
+                    s.codec = Some("demo".into());
+                    changed
+                });
                 match render_pattern(width, height, frame_no, unix_ms, self.cam.id()) {
                     Ok(pic) => self.picture(pic, received, false),
                     Err(e) => warn!("cannot draw the test pattern: {e}"),

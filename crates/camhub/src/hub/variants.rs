@@ -125,6 +125,12 @@ impl Variants {
     ) -> Result<watch::Receiver<Option<Arc<JpegFrame>>>, Error> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = map.get(&key) {
+            if slot.receiver_count() == 0 {
+                // Nobody kept this variant fresh: its frame may be old. Start empty; the decode
+                // thread fills it from the newest picture (see `generation`).
+                slot.send_replace(None);
+                self.generation.fetch_add(1, Ordering::Release);
+            }
             return Ok(slot.subscribe());
         }
         map.retain(|_, slot| slot.receiver_count() > 0);

@@ -1,0 +1,277 @@
+//! The web UI in headless Chromium, and the grid's WebSocket protocol (`/api/ws`) spoken directly.
+//!
+//! Browsers open at most 6 HTTP/1.1 connections per host, so a grid of more than 6 MJPEG `<img>`s cannot
+//! all play; the grid page carries every camera over one WebSocket. These tests show 8 cameras playing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use camhub_testkit::{decode_jpeg_rgb, jpeg_size, Chromium};
+use common::{camera, start};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// More cameras than a browser's 6 connections per host.
+const CAMERAS: usize = 8;
+
+/// `cam1`..`camN`, each a small demo pattern (cheap to draw and encode on a shared machine).
+fn demo_cameras(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "[[camera]]\nid = \"cam{i}\"\nname = \"Camera {i}\"\n\
+                 url = \"demo:?width=320&height=180&fps=10\"\n\n"
+            )
+        })
+        .collect()
+}
+
+/// Saves a screenshot to `dir`; with `CAMHUB_TEST_ARTIFACTS=DIR` set, a copy is kept there to look at.
+async fn screenshot(browser: &mut Chromium, dir: &Path, name: &str) {
+    let path = dir.join(name);
+    browser.screenshot(&path).await;
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > 1000, "{}: only {size} bytes", path.display());
+    if let Ok(keep) = std::env::var("CAMHUB_TEST_ARTIFACTS") {
+        std::fs::create_dir_all(&keep).unwrap();
+        let kept = Path::new(&keep).join(name);
+        std::fs::copy(&path, &kept).unwrap();
+        eprintln!("screenshot kept at {}", kept.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grid_plays_more_than_six_cameras_and_the_camera_page_streams() {
+    let hub = start(&demo_cameras(CAMERAS)).await;
+    let shots = tempfile::Builder::new()
+        .prefix("camhub-ui-")
+        .tempdir()
+        .unwrap();
+    let mut browser = Chromium::start().await;
+    browser.open(&hub.url("/")).await;
+
+    let tiles_ready = format!(
+        "(() => {{ const t = window.camhub && window.camhub.tiles(); if (!t) return false; \
+         const v = Object.values(t); \
+         return v.length === {CAMERAS} && v.every(x => x.loaded && x.frames > 0); }})()"
+    );
+    let ready = browser
+        .wait_until(&tiles_ready, Duration::from_secs(45))
+        .await;
+    assert!(
+        ready,
+        "not every tile shows a picture: {}\nlog:\n{}",
+        browser.eval("window.camhub && window.camhub.tiles()").await,
+        hub.log_tail(30)
+    );
+    let dom_tiles = browser
+        .eval("document.querySelectorAll('#grid [data-camera]').length")
+        .await;
+    assert_eq!(dom_tiles, CAMERAS, "one tile per camera");
+
+    // Every tile keeps changing: frames shown and sequence numbers both advance.
+    let first = browser.eval("window.camhub.tiles()").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = browser.eval("window.camhub.tiles()").await;
+    for i in 1..=CAMERAS {
+        let id = format!("cam{i}");
+        let (a, b) = (&first[&id], &second[&id]);
+        assert!(
+            b["frames"].as_u64() > a["frames"].as_u64(),
+            "{id} did not change in 3 s: {a} -> {b}\nall: {second}"
+        );
+        assert!(
+            b["seq"].as_u64() > a["seq"].as_u64(),
+            "{id}: seq {a} -> {b}"
+        );
+        assert_eq!(b["loaded"], true, "{id}: {b}");
+        // The DOM hooks agree with window.camhub.
+        let frames = browser
+            .eval(&format!(
+                "Number(document.querySelector('[data-camera=\"{id}\"]').dataset.frames)"
+            ))
+            .await;
+        assert!(frames.as_u64() >= b["frames"].as_u64(), "{id}: {frames}");
+    }
+    // One WebSocket subscription per camera, not one connection each.
+    for i in 1..=CAMERAS {
+        let api = camera(&hub, &format!("cam{i}")).await;
+        assert_eq!(api["state"], "streaming", "{api}");
+        assert_eq!(api["viewers"], 1, "{api}");
+    }
+    let linked = browser.eval("window.camhub.connected()").await;
+    assert_eq!(linked, true);
+    screenshot(&mut browser, shots.path(), "grid.png").await;
+
+    // One camera's page: the MJPEG stream plays and the status panel says so.
+    browser.open(&hub.url("/cameras/cam1")).await;
+    let streaming = browser
+        .wait_until(
+            "document.getElementById('stream').naturalWidth > 0 && \
+             document.querySelector('#status dd[data-field=\"state\"]').textContent.trim() \
+             === 'streaming'",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        streaming,
+        "stream {} wide, state {:?}\nlog:\n{}",
+        browser
+            .eval("document.getElementById('stream').naturalWidth")
+            .await,
+        browser
+            .eval("document.querySelector('#status dd[data-field=\"state\"]').textContent")
+            .await,
+        hub.log_tail(30)
+    );
+    let width = browser
+        .eval("document.getElementById('stream').naturalWidth")
+        .await;
+    assert_eq!(width, 320, "the native size by default");
+    // The page's stream is the camera's one viewer (the grid's WebSocket closed when we left it), and
+    // the status panel, refreshed every 2 s, catches up with that.
+    let one_viewer = browser
+        .wait_until(
+            "document.querySelector('#status dd[data-field=\"viewers\"]').textContent.trim() === '1'",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        one_viewer,
+        "status panel viewers {:?}; API: {}",
+        browser
+            .eval("document.querySelector('#status dd[data-field=\"viewers\"]').textContent")
+            .await,
+        camera(&hub, "cam1").await
+    );
+    assert_eq!(camera(&hub, "cam1").await["viewers"], 1);
+    screenshot(&mut browser, shots.path(), "camera.png").await;
+}
+
+/// The next WebSocket message within `timeout`.
+async fn next_message<S>(ws: &mut S, timeout: Duration) -> Message
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    match tokio::time::timeout(timeout, ws.next()).await {
+        Ok(Some(Ok(m))) => m,
+        Ok(Some(Err(e))) => panic!("WebSocket error: {e}"),
+        Ok(None) => panic!("the server closed the WebSocket"),
+        Err(_) => panic!("no WebSocket message within {timeout:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grid_websocket_protocol_works_without_a_browser() {
+    let hub = start(&demo_cameras(2)).await;
+    let url = format!("ws://127.0.0.1:{}/api/ws", hub.port());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let connected = Instant::now();
+    let subscribe = json!({"subscribe": [{"camera": "cam1", "width": 160}, {"camera": "nope"}]});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+
+    let mut status: Option<Value> = None;
+    let mut error: Option<Value> = None;
+    let mut header: Option<Value> = None;
+    let mut heartbeats: Vec<Duration> = Vec::new();
+    let mut seqs: Vec<u64> = Vec::new();
+    let mut jpegs: Vec<Vec<u8>> = Vec::new();
+    // Long enough for two heartbeat periods (5 s) after the one sent on connect.
+    while connected.elapsed() < Duration::from_secs(12) {
+        match next_message(&mut ws, Duration::from_secs(6)).await {
+            Message::Text(text) => {
+                let msg: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert!(
+                    header.is_none(),
+                    "{msg} came between a frame header and its JPEG ({header:?})"
+                );
+                match msg["type"].as_str() {
+                    Some("status") => {
+                        assert_eq!(msg["camera"], "cam1", "{msg}");
+                        assert!(msg["state"].is_string(), "{msg}");
+                        status.get_or_insert(msg);
+                    }
+                    Some("error") => {
+                        assert!(error.is_none(), "a second error: {msg}");
+                        error = Some(msg);
+                    }
+                    Some("heartbeat") => {
+                        assert!(msg["ts"].as_u64().is_some(), "{msg}");
+                        heartbeats.push(connected.elapsed());
+                    }
+                    Some("frame") => {
+                        assert!(
+                            status.is_some(),
+                            "a frame before cam1's status message: {msg}"
+                        );
+                        assert_eq!(msg["camera"], "cam1", "{msg}");
+                        header = Some(msg);
+                    }
+                    _ => panic!("unexpected message {msg}"),
+                }
+            }
+            Message::Binary(data) => {
+                let h = header
+                    .take()
+                    .unwrap_or_else(|| panic!("a binary message without a frame header"));
+                assert_eq!(h["size"].as_u64(), Some(data.len() as u64), "{h}");
+                assert_eq!(jpeg_size(&data), Some((160, 90)), "{h}");
+                assert_eq!(
+                    (h["width"].as_u64(), h["height"].as_u64()),
+                    (Some(160), Some(90))
+                );
+                let seq = h["seq"].as_u64().unwrap();
+                if let Some(last) = seqs.last() {
+                    assert!(seq > *last, "seq went from {last} to {seq}");
+                }
+                seqs.push(seq);
+                jpegs.push(data.to_vec());
+            }
+            Message::Close(c) => panic!("the server closed the WebSocket: {c:?}"),
+            _ => {}
+        }
+    }
+
+    let status = status.expect("a status message for cam1");
+    let error = error.expect("an error message for the unknown camera");
+    assert_eq!(error["camera"], "nope", "{error}");
+    assert!(
+        error["error"].as_str().unwrap_or("").contains("nope"),
+        "{error}"
+    );
+    // The demo camera runs at 10 fps; over ~12 s nearly all of them arrive.
+    assert!(
+        seqs.len() >= 50,
+        "only {} frames: {seqs:?}; status {status}\nlog:\n{}",
+        seqs.len(),
+        hub.log_tail(20)
+    );
+    // Heartbeats: the first soon after connecting, then every 5 s.
+    assert!(heartbeats.len() >= 2, "heartbeats at {heartbeats:?}");
+    let mut previous = Duration::ZERO;
+    for at in &heartbeats {
+        assert!(
+            *at - previous <= Duration::from_secs(6),
+            "heartbeats at {heartbeats:?}"
+        );
+        previous = *at;
+    }
+    // The JPEGs are real pictures and the picture moves.
+    let (w, h, _) = decode_jpeg_rgb(&jpegs[0]);
+    assert_eq!((w, h), (160, 90));
+    let (w, h, _) = decode_jpeg_rgb(jpegs.last().unwrap());
+    assert_eq!((w, h), (160, 90));
+    assert_ne!(jpegs.first(), jpegs.last(), "the picture never changed");
+    eprintln!(
+        "{} frames (seq {}..{}), heartbeats at {heartbeats:?}",
+        seqs.len(),
+        seqs[0],
+        seqs[seqs.len() - 1]
+    );
+}
