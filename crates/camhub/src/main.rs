@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -63,7 +64,6 @@ fn main() -> ExitCode {
     match command {
         Command::Check(path) => check(&path),
         Command::Run(path) => {
-            init_logging();
             let config = match &path {
                 None => Config::demo(),
                 Some(p) => match camhub_config::load(p) {
@@ -75,6 +75,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
+            init_logging(&config);
             match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -110,14 +111,68 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go through [`ScrubbedStdout`]: whatever a library prints (retina and reqwest quote URLs,
+/// and Xiongmai cameras carry the password in the path), no camera credential reaches the log.
+fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,retina=warn,hyper=warn,reqwest=warn")
     });
+    let mut secrets: Vec<String> = config
+        .cameras
+        .iter()
+        .flat_map(|c| std::iter::once(&c.source).chain(c.substream.as_ref()))
+        .flat_map(|spec| camhub::source::all_secrets(&spec.url))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(ScrubbedStdout {
+            secrets: Arc::new(secrets),
+        })
         .init();
+}
+
+/// Makes one [`ScrubbedLine`] per log event.
+struct ScrubbedStdout {
+    secrets: Arc<Vec<String>>,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStdout {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> ScrubbedLine {
+        ScrubbedLine {
+            buf: Vec::new(),
+            secrets: self.secrets.clone(),
+        }
+    }
+}
+
+/// Collects one event's text and writes it to stdout with every secret replaced, when dropped.
+struct ScrubbedLine {
+    buf: Vec<u8>,
+    secrets: Arc<Vec<String>>,
+}
+
+impl std::io::Write for ScrubbedLine {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let clean = camhub_media::redact::scrub_secrets(&text, &self.secrets);
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), clean.as_bytes());
+    }
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

@@ -66,7 +66,7 @@ impl Scrubber {
     /// A scrubber for the secrets in `url`.
     pub fn for_url(url: &str) -> Scrubber {
         Scrubber {
-            secrets: secrets_of(url),
+            secrets: all_secrets(url),
         }
     }
 
@@ -74,6 +74,18 @@ impl Scrubber {
     pub fn err(&self, msg: impl std::fmt::Display) -> SourceError {
         SourceError(scrub_secrets(&msg.to_string(), &self.secrets))
     }
+}
+
+/// The secrets of `url` as written and as the `url` crate re-serialises it (libraries quote the
+/// parsed form, where characters like `{` or a space are percent-encoded).
+pub fn all_secrets(url: &str) -> Vec<String> {
+    let mut secrets = secrets_of(url);
+    if let Ok(parsed) = url::Url::parse(url) {
+        secrets.extend(secrets_of(parsed.as_str()));
+    }
+    secrets.sort();
+    secrets.dedup();
+    secrets
 }
 
 /// Per-connection options that come from the camera's config rather than its URL.
