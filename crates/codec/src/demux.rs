@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ffmpeg_next as ff;
@@ -36,15 +39,20 @@ pub struct Demuxer {
     /// Latest due time seen: with B-frames the last packet read is not the last one shown.
     max_due: Duration,
     frame_time: Duration,
+    /// Kept alive as long as the context: its address is FFmpeg's interrupt-callback argument.
+    /// Declared after `input` so it is dropped after it.
+    _stop: Arc<AtomicBool>,
 }
 
 impl Demuxer {
-    /// Opens `input` with an optional demuxer name (`-f`) and demuxer options.
+    /// Opens `input` with an optional demuxer name (`-f`) and demuxer options. Setting `stop`
+    /// interrupts any blocking open or read (FFmpeg checks it while it waits on the network).
     pub fn open(
         input: &str,
         format: Option<&str>,
         options: &BTreeMap<String, String>,
         loop_file: bool,
+        stop: Arc<AtomicBool>,
     ) -> Result<Demuxer, CodecError> {
         crate::init();
         // FFmpeg's Rust wrapper turns the path into a C string and would panic on a NUL byte.
@@ -61,7 +69,12 @@ impl Demuxer {
         for (k, v) in options {
             dict.set(k, v);
         }
-        let ctx = match format {
+        // Network inputs (RTMP, HLS, HTTP) must not block forever: a read with no data for 10 s
+        // fails, unless the user chose otherwise.
+        if !options.contains_key("rw_timeout") {
+            dict.set("rw_timeout", "10000000");
+        }
+        let format_ptr = match format {
             Some(name) => {
                 let cname = CString::new(name)
                     .map_err(|_| CodecError::Unsupported(format!("bad input_format {name:?}")))?;
@@ -74,27 +87,16 @@ impl Demuxer {
                         "this FFmpeg has no input format named {name:?} (see `ffmpeg -formats`)"
                     )));
                 }
-                // SAFETY: a valid static descriptor from av_find_input_format.
-                #[allow(unsafe_code)]
-                let fmt = unsafe { ff::format::format::Input::wrap(fmt as *mut _) };
-                match ff::format::open_with(input, &ff::format::format::Format::Input(fmt), dict) {
-                    Ok(ff::format::context::Context::Input(i)) => i,
-                    Ok(_) => return Err(CodecError::Unsupported("not an input".into())),
-                    Err(source) => {
-                        return Err(CodecError::Ffmpeg {
-                            what: "opening the input",
-                            source,
-                        })
-                    }
-                }
+                fmt
             }
-            None => ff::format::input_with_dictionary(input, dict).map_err(|source| {
-                CodecError::Ffmpeg {
-                    what: "opening the input",
-                    source,
-                }
-            })?,
+            None => std::ptr::null(),
         };
+        let ctx = open_interruptible(input, format_ptr, dict, &stop).map_err(|source| {
+            CodecError::Ffmpeg {
+                what: "opening the input",
+                source,
+            }
+        })?;
         let stream = ctx
             .streams()
             .best(ff::media::Type::Video)
@@ -113,6 +115,7 @@ impl Demuxer {
         };
         let index = stream.index();
         Ok(Demuxer {
+            _stop: stop,
             input: ctx,
             stream: index,
             time_base,
@@ -189,5 +192,54 @@ impl Demuxer {
                 due,
             }));
         }
+    }
+}
+
+/// FFmpeg's interrupt callback: non-zero asks it to abandon a blocking operation.
+#[allow(unsafe_code)]
+unsafe extern "C" fn interrupted(opaque: *mut c_void) -> c_int {
+    // SAFETY: `opaque` is the address of an AtomicBool inside an Arc that the Demuxer (or the
+    // opening function) keeps alive for as long as the format context exists.
+    let stop = unsafe { &*(opaque as *const AtomicBool) };
+    c_int::from(stop.load(Ordering::Relaxed))
+}
+
+/// `avformat_open_input` + `avformat_find_stream_info` with an interrupt callback installed before
+/// the open (ffmpeg-next's `open_with` offers no callback, so a dead server would block it forever).
+#[allow(unsafe_code)]
+fn open_interruptible(
+    input: &str,
+    format: *const ff::ffi::AVInputFormat,
+    options: ff::Dictionary,
+    stop: &Arc<AtomicBool>,
+) -> Result<ff::format::context::Input, ff::Error> {
+    let path = CString::new(input).map_err(|_| ff::Error::InvalidData)?;
+    // SAFETY: standard libavformat opening sequence. The context is allocated here, given the
+    // callback, and either returned wrapped (which closes it on drop) or freed on every error
+    // path (avformat_open_input frees it itself when it fails). The dictionary is handed to FFmpeg
+    // and taken back. `stop` outlives the context (the Demuxer stores the Arc).
+    unsafe {
+        let mut ctx = ff::ffi::avformat_alloc_context();
+        if ctx.is_null() {
+            return Err(ff::Error::Other {
+                errno: ff::util::error::ENOMEM,
+            });
+        }
+        (*ctx).interrupt_callback = ff::ffi::AVIOInterruptCB {
+            callback: Some(interrupted),
+            opaque: Arc::as_ptr(stop) as *mut c_void,
+        };
+        let mut opts = options.disown();
+        let res = ff::ffi::avformat_open_input(&mut ctx, path.as_ptr(), format as _, &mut opts);
+        drop(ff::Dictionary::own(opts));
+        if res < 0 {
+            return Err(ff::Error::from(res));
+        }
+        let res = ff::ffi::avformat_find_stream_info(ctx, std::ptr::null_mut());
+        if res < 0 {
+            ff::ffi::avformat_close_input(&mut ctx);
+            return Err(ff::Error::from(res));
+        }
+        Ok(ff::format::context::Input::wrap(ctx))
     }
 }

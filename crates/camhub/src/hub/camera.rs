@@ -333,9 +333,11 @@ impl Camera {
         spec: &SourceSpec,
         backoff: &mut Backoff,
     ) -> Result<(), String> {
-        let mut source = Source::open(spec, &OpenOptions::default())
-            .await
-            .map_err(|e| e.0)?;
+        let opts = OpenOptions {
+            camera: self.config.id.clone(),
+            ..OpenOptions::default()
+        };
+        let mut source = Source::open(spec, &opts).await.map_err(|e| e.0)?;
         let queue = Arc::new(FrameQueue::new());
         let thread = pipeline::spawn(self.clone(), queue.clone())
             .map_err(|e| format!("cannot start decoding: {e}"))?;

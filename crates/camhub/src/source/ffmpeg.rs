@@ -4,7 +4,9 @@
 //! files are paced at their native frame rate (like `ffmpeg -re`), live inputs pace themselves.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use camhub_codec::Demuxer;
@@ -18,7 +20,18 @@ const CHANNEL: usize = 8;
 /// An open libavformat input read by a background thread.
 pub struct FfmpegSource {
     rx: mpsc::Receiver<Result<SourceEvent, SourceError>>,
+    /// Set on drop: interrupts the reader thread's blocking FFmpeg calls and its pacing sleeps.
+    stop: Arc<AtomicBool>,
 }
+
+impl Drop for FfmpegSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A jump in a file's timestamps larger than this is a discontinuity, not a reason to sleep.
+const MAX_PACING_SLEEP: Duration = Duration::from_secs(5);
 
 impl FfmpegSource {
     /// Opens the input on a new thread; returns once it is open (or failed).
@@ -27,26 +40,36 @@ impl FfmpegSource {
         format: Option<String>,
         options: BTreeMap<String, String>,
         loop_file: bool,
+        camera: &str,
         scrub: Scrubber,
     ) -> Result<FfmpegSource, SourceError> {
         let (tx, rx) = mpsc::channel(CHANNEL);
+        let stop = Arc::new(AtomicBool::new(false));
+        // If this future is dropped (the open timed out), the guard stops the thread too.
+        let mut guard = StopOnDrop(Some(stop.clone()));
+        let thread_stop = stop.clone();
         let (opened_tx, opened_rx) = oneshot::channel();
         let input = input.to_owned();
         let paced = std::fs::metadata(&input)
             .map(|m| m.is_file())
             .unwrap_or(false);
         std::thread::Builder::new()
-            .name("ffmpeg-input".into())
+            .name(format!("cam-{camera}/input"))
             .spawn(move || {
-                let mut demuxer =
-                    match Demuxer::open(&input, format.as_deref(), &options, loop_file) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            let _ = opened_tx
-                                .send(Err(scrub.err(format!("cannot open the input: {e}"))));
-                            return;
-                        }
-                    };
+                let mut demuxer = match Demuxer::open(
+                    &input,
+                    format.as_deref(),
+                    &options,
+                    loop_file,
+                    thread_stop.clone(),
+                ) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ =
+                            opened_tx.send(Err(scrub.err(format!("cannot open the input: {e}"))));
+                        return;
+                    }
+                };
                 let params = match demuxer.params() {
                     Ok(p) => p,
                     Err(e) => {
@@ -58,15 +81,22 @@ impl FfmpegSource {
                 if tx.blocking_send(Ok(SourceEvent::Params(params))).is_err() {
                     return;
                 }
-                let start = Instant::now();
+                let mut start = Instant::now();
                 loop {
                     let ev = match demuxer.read() {
                         Ok(Some(p)) => {
                             if paced {
-                                let due = start + p.due;
+                                let mut due = start + p.due;
                                 let now = Instant::now();
-                                if due > now {
-                                    std::thread::sleep(due - now);
+                                if due > now + MAX_PACING_SLEEP {
+                                    // A timestamp jump: play on from here instead of waiting.
+                                    start = now - p.due;
+                                    due = now;
+                                }
+                                while Instant::now() < due && !thread_stop.load(Ordering::Relaxed) {
+                                    std::thread::sleep(
+                                        (due - Instant::now()).min(Duration::from_millis(100)),
+                                    );
                                 }
                             }
                             Ok(SourceEvent::Packet {
@@ -78,6 +108,9 @@ impl FfmpegSource {
                         Ok(None) => Err(SourceError("the input ended".into())),
                         Err(e) => Err(scrub.err(e)),
                     };
+                    if thread_stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let end = ev.is_err();
                     // A closed channel means the camera was closed: stop reading.
                     if tx.blocking_send(ev).is_err() || end {
@@ -86,8 +119,10 @@ impl FfmpegSource {
                 }
             })
             .map_err(|e| SourceError(format!("cannot start the input thread: {e}")))?;
-        match opened_rx.await {
-            Ok(Ok(())) => Ok(FfmpegSource { rx }),
+        let opened = opened_rx.await;
+        guard.0 = None; // opened or failed: the thread is on its own now
+        match opened {
+            Ok(Ok(())) => Ok(FfmpegSource { rx, stop }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(SourceError("the input thread stopped".into())),
         }
@@ -98,6 +133,17 @@ impl FfmpegSource {
         match self.rx.recv().await {
             Some(r) => r,
             None => Err(SourceError("the input thread stopped".into())),
+        }
+    }
+}
+
+/// Sets the flag when dropped, unless disarmed (set to None).
+struct StopOnDrop(Option<Arc<AtomicBool>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.0 {
+            stop.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct OpenOptions {
     pub connect_timeout: Duration,
     /// Bound on one JPEG from an HTTP camera.
     pub max_jpeg_bytes: usize,
+    /// The camera's id, for naming threads (`cam-{id}/input`).
+    pub camera: String,
 }
 
 impl Default for OpenOptions {
@@ -102,6 +104,7 @@ impl Default for OpenOptions {
         OpenOptions {
             connect_timeout: Duration::from_secs(10),
             max_jpeg_bytes: 16 * 1024 * 1024,
+            camera: "camera".into(),
         }
     }
 }
@@ -152,6 +155,7 @@ impl Source {
                         format.clone(),
                         options.clone(),
                         *loop_file,
+                        &opts.camera,
                         scrub.clone(),
                     )
                     .await?,
