@@ -188,6 +188,31 @@ async fn a_snapshot_camera_is_polled_at_its_poll_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_new_size_of_a_slowly_polled_camera_is_served_from_the_last_snapshot() {
+    let jpeg = ffmpeg_jpegs(1, 320, 240).remove(0);
+    let snapper = SnapshotServer::start(jpeg).await;
+    let hub = start(&camera_toml(
+        "slow",
+        &snapper.url(),
+        "poll_interval = \"20s\"",
+    ))
+    .await;
+    let first = get(&hub.url("/api/cameras/slow/frame.jpeg?width=160")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let polls = snapper.requests();
+    // Another size, well before the next poll: made from the JPEG camhub already has.
+    let second = get(&hub.url("/api/cameras/slow/frame.jpeg?width=80")).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(decode_jpeg_rgb(&second.body).0, 80);
+    assert_eq!(
+        second.header("x-frame-seq"),
+        first.header("x-frame-seq"),
+        "same source frame"
+    );
+    assert_eq!(snapper.requests(), polls, "no extra poll was needed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn snapshot_cameras_log_in_with_digest_and_basic_auth_and_passwords_never_show() {
     let (digest_pw, basic_pw, wrong_pw) = ("Dg7-secret-pw", "Bs4-secret-pw", "Wr0ng-pw-991");
     let jpeg = ffmpeg_jpegs(1, 320, 240).remove(0);

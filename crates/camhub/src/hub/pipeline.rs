@@ -51,6 +51,8 @@ struct Pipeline {
     generation: u64,
     await_keyframe: bool,
     decode_errors: u64,
+    /// The newest JPEG from a JPEG camera, for variants that appear between its frames.
+    last_jpeg: Option<(Bytes, Instant, u64)>,
     /// When a variant last had subscribers (None: never in this session).
     last_wanted: Option<Instant>,
 }
@@ -68,6 +70,7 @@ impl Pipeline {
             await_keyframe: false,
             decode_errors: 0,
             last_wanted: None,
+            last_jpeg: None,
         })
     }
 
@@ -85,6 +88,12 @@ impl Pipeline {
                 if let Some((pic, received, seq)) = self.last.take() {
                     self.encode_variants(&pic, received, seq, true);
                     self.last = Some((pic, received, seq));
+                } else if let Some((jpeg, received, seq)) = self.last_jpeg.clone() {
+                    // A JPEG camera polled every few seconds: don't make a new size wait for the
+                    // next poll when the newest JPEG is at hand.
+                    if received.elapsed() < self.cam.config.idle_timeout {
+                        self.jpeg_variants(&jpeg, received, seq, true);
+                    }
                 }
             }
         }
@@ -251,11 +260,25 @@ impl Pipeline {
 
     /// A JPEG from the camera: pass through where the native size is wanted, decode (scaled) for the rest.
     fn jpeg(&mut self, jpeg: Bytes, received: Instant) {
-        let active = self.cam.variants.active();
+        let seq = self.cam.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.last_jpeg = Some((jpeg.clone(), received, seq));
+        self.jpeg_variants(&jpeg, received, seq, false);
+    }
+
+    /// Serves the subscribed variants (with `only_new`, those without a frame yet) from one camera
+    /// JPEG.
+    fn jpeg_variants(&mut self, jpeg: &Bytes, received: Instant, seq: u64, only_new: bool) {
+        let active: Vec<_> = self
+            .cam
+            .variants
+            .active()
+            .into_iter()
+            .filter(|(_, slot)| !only_new || slot.borrow().is_none())
+            .collect();
         if active.is_empty() {
             return;
         }
-        let info = match parse_jpeg_header(&jpeg) {
+        let info = match parse_jpeg_header(jpeg) {
             Ok(i) => i,
             Err(e) => {
                 debug!("skipping a damaged JPEG from the camera: {e}");
@@ -269,7 +292,6 @@ impl Pipeline {
             s.codec = Some("mjpeg".into());
             changed
         });
-        let seq = self.cam.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let unix_ms = unix_ms_at(received);
         let mut need_pixels: Option<(u32, u32)> = None;
         for (key, slot) in &active {
@@ -295,12 +317,12 @@ impl Pipeline {
             return;
         };
         let t = Instant::now();
-        let decoded = self.jpeg_decoder.decode(&jpeg, min_w, min_h);
+        let decoded = self.jpeg_decoder.decode(jpeg, min_w, min_h);
         Metrics::add(&self.cam.metrics.decode_ns, t.elapsed().as_nanos() as u64);
         match decoded {
             Ok(pic) => {
                 // Variants are chosen against the camera's native size, not the scaled decode's.
-                self.encode_jpeg_variants(&pic, &info, received, seq);
+                self.encode_jpeg_variants(&pic, &info, received, seq, &active);
                 self.last = None;
             }
             Err(e) => debug!("cannot decode a JPEG from the camera: {e}"),
@@ -313,9 +335,11 @@ impl Pipeline {
         info: &camhub_media::jpeg::JpegInfo,
         received: Instant,
         seq: u64,
+        targets: &[(VariantKey, super::variants::Slot)],
     ) {
         let unix_ms = unix_ms_at(received);
-        for (key, slot) in self.cam.variants.active() {
+        for (key, slot) in targets {
+            let key = *key;
             let Ok((w, h)) = fit_size(info.width, info.height, (1, 1), key.width, key.height)
             else {
                 continue;
