@@ -175,7 +175,11 @@ impl Demuxer {
             }
             let Some(data) = packet.data() else { continue };
             let ts = packet.pts().or(packet.dts());
-            let due = match ts {
+            // Packets reach the decoder in decode order, so they are paced by their decode
+            // timestamps: pacing B-frame streams by pts sends them in bursts, and bursts of
+            // decoded pictures reach viewers coalesced (latest-value), i.e. as dropped frames.
+            let pace = packet.dts().or(ts);
+            let due = match pace {
                 Some(t) => {
                     let first = *self.first_ts.get_or_insert(t);
                     let secs = ((t - first) as f64 * self.time_base).max(0.0);

@@ -4,7 +4,6 @@
 //! the body is pulled by hyper, so a viewer that stops reading holds at most one frame.
 //! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::Metrics;
-use crate::hub::{State as CamState, Subscription};
+use crate::hub::{JpegFrame, State as CamState, Subscription};
 
 /// The multipart boundary camhub writes.
 pub const BOUNDARY: &str = "frame";
@@ -48,7 +47,6 @@ pub async fn stream(
         min_interval: query.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
         last_sent: None,
         first: true,
-        pending: VecDeque::new(),
         bytes,
         shutdown: state.shutdown.clone(),
         last_size: (640, 360),
@@ -79,42 +77,33 @@ struct Viewer {
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
     first: bool,
-    /// The parts of the frame being written (header, JPEG, CRLF): at most one frame.
-    pending: VecDeque<Bytes>,
     bytes: Arc<ViewerBytes>,
     shutdown: watch::Receiver<bool>,
     last_size: (u32, u32),
 }
 
 impl Viewer {
-    /// The next chunk of the body; `None` ends the response.
+    /// The next chunk of the body — one whole multipart part; `None` ends the response.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(chunk) = self.pending.pop_front() {
-            self.bytes
-                .produced
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            return Some(chunk);
-        }
-        let (jpeg, received) = self.next_frame().await?;
-        if let Some(received) = received {
-            let metrics = &self.sub.camera().metrics;
-            Metrics::add(&metrics.frames_out, 1);
-            metrics.added_latency.observe(received.elapsed());
-        }
-        let header = Bytes::from(part_header(BOUNDARY, jpeg.len()));
-        let total = header.len() + jpeg.len() + 2;
-        Metrics::add(&self.sub.camera().metrics.bytes_out, total as u64);
-        self.pending.push_back(jpeg);
-        self.pending.push_back(Bytes::from_static(b"\r\n"));
+        let part = match self.next_frame().await? {
+            Next::Frame(frame) => {
+                let metrics = &self.sub.camera().metrics;
+                Metrics::add(&metrics.frames_out, 1);
+                metrics.added_latency.observe(frame.received.elapsed());
+                frame.part.get_or_init(|| make_part(&frame.data)).clone()
+            }
+            Next::Placeholder(jpeg) => make_part(&jpeg),
+        };
+        Metrics::add(&self.sub.camera().metrics.bytes_out, part.len() as u64);
         self.bytes
             .produced
-            .fetch_add(header.len() as u64, Ordering::Relaxed);
+            .fetch_add(part.len() as u64, Ordering::Relaxed);
         self.last_sent = Some(Instant::now());
-        Some(header)
+        Some(part)
     }
 
-    /// The next JPEG to send, and when its source frame arrived (None for a placeholder).
-    async fn next_frame(&mut self) -> Option<(Bytes, Option<std::time::Instant>)> {
+    /// The next frame to send.
+    async fn next_frame(&mut self) -> Option<Next> {
         if *self.shutdown.borrow() {
             return None;
         }
@@ -122,7 +111,7 @@ impl Viewer {
             self.first = false;
             if let Some(f) = self.sub.latest() {
                 self.last_size = (f.width, f.height);
-                return Some((f.data.clone(), Some(f.received)));
+                return Some(Next::Frame(f));
             }
         }
         if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
@@ -134,7 +123,7 @@ impl Viewer {
             if self.sub.has_new() {
                 if let Some(f) = self.sub.latest() {
                     self.last_size = (f.width, f.height);
-                    return Some((f.data.clone(), Some(f.received)));
+                    return Some(Next::Frame(f));
                 }
             }
         }
@@ -143,12 +132,12 @@ impl Viewer {
                 f = tokio::time::timeout(PLACEHOLDER_AFTER, self.sub.next()) => match f {
                     Ok(Some(f)) => {
                         self.last_size = (f.width, f.height);
-                        return Some((f.data.clone(), Some(f.received)));
+                        return Some(Next::Frame(f));
                     }
                     Ok(None) => return None,
                     Err(_) => {
                         if let Some(p) = self.placeholder().await {
-                            return Some((p, None));
+                            return Some(Next::Placeholder(p));
                         }
                     }
                 },
@@ -181,6 +170,23 @@ impl Viewer {
         .await
         .ok()?
     }
+}
+
+/// What a viewer sends next.
+enum Next {
+    /// A camera frame (its multipart part is shared with every viewer of the variant).
+    Frame(Arc<JpegFrame>),
+    /// A "reconnecting…" picture.
+    Placeholder(Bytes),
+}
+
+/// One multipart part: header, JPEG, CRLF.
+fn make_part(jpeg: &[u8]) -> Bytes {
+    let mut part = part_header(BOUNDARY, jpeg.len());
+    part.reserve(jpeg.len() + 2);
+    part.extend_from_slice(jpeg);
+    part.extend_from_slice(b"\r\n");
+    Bytes::from(part)
 }
 
 /// Splits text into lines of at most `width` characters at spaces.

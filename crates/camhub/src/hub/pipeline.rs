@@ -244,14 +244,9 @@ impl Pipeline {
             match encoded {
                 Ok(data) => {
                     Metrics::add(&self.cam.metrics.frames_encoded, 1);
-                    slot.send_replace(Some(Arc::new(JpegFrame {
-                        seq,
-                        data,
-                        width: w,
-                        height: h,
-                        received,
-                        unix_ms,
-                    })));
+                    slot.send_replace(Some(Arc::new(JpegFrame::new(
+                        seq, data, w, h, received, unix_ms,
+                    ))));
                 }
                 Err(e) => debug!("encoding {w}x{h} failed: {e}"),
             }
@@ -298,14 +293,14 @@ impl Pipeline {
             let native = fit_size(info.width, info.height, (1, 1), key.width, key.height)
                 .is_ok_and(|wh| wh == (info.width, info.height));
             if native && key.quality.is_none() {
-                slot.send_replace(Some(Arc::new(JpegFrame {
+                slot.send_replace(Some(Arc::new(JpegFrame::new(
                     seq,
-                    data: jpeg.clone(),
-                    width: info.width,
-                    height: info.height,
+                    jpeg.clone(),
+                    info.width,
+                    info.height,
                     received,
                     unix_ms,
-                })));
+                ))));
             } else if let Ok((w, h)) =
                 fit_size(info.width, info.height, (1, 1), key.width, key.height)
             {
@@ -356,14 +351,9 @@ impl Pipeline {
             match encoded {
                 Ok(data) => {
                     Metrics::add(&self.cam.metrics.frames_encoded, 1);
-                    slot.send_replace(Some(Arc::new(JpegFrame {
-                        seq,
-                        data,
-                        width: w,
-                        height: h,
-                        received,
-                        unix_ms,
-                    })));
+                    slot.send_replace(Some(Arc::new(JpegFrame::new(
+                        seq, data, w, h, received, unix_ms,
+                    ))));
                 }
                 Err(e) => debug!("encoding {w}x{h} failed: {e}"),
             }

@@ -94,6 +94,31 @@ pub struct JpegFrame {
     pub received: Instant,
     /// Wall-clock time the source frame was received, ms since the Unix epoch.
     pub unix_ms: u64,
+    /// The frame as one multipart part (header, JPEG, CRLF), built once by the first MJPEG viewer
+    /// and shared by all: one buffer and one write per frame per viewer.
+    pub part: std::sync::OnceLock<Bytes>,
+}
+
+impl JpegFrame {
+    /// A frame of `data`, `width` x `height`, made from source frame `seq` received at `received`.
+    pub fn new(
+        seq: u64,
+        data: Bytes,
+        width: u32,
+        height: u32,
+        received: Instant,
+        unix_ms: u64,
+    ) -> JpegFrame {
+        JpegFrame {
+            seq,
+            data,
+            width,
+            height,
+            received,
+            unix_ms,
+            part: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// A latest-value slot holding a variant's newest frame.
