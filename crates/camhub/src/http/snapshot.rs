@@ -27,15 +27,18 @@ pub async fn frame(
     // The substream may be the one serving this size.
     let source = sub.camera().clone();
     let streaming = source.status.borrow().state == CamState::Streaming;
-    let frame = match sub.latest() {
-        // Served at once only if it is the newest picture the camera produced.
-        Some(f)
-            if (streaming && f.seq >= source.latest_seq())
-                || f.received.elapsed().as_millis() < FRESH_MS =>
-        {
-            f
+    // Served at once only if it is the newest picture the camera produced (or, from a camera
+    // that is not streaming, a recent one).
+    let at_hand = sub.latest().filter(|f| {
+        if streaming {
+            f.seq >= source.latest_seq()
+        } else {
+            f.received.elapsed().as_millis() < FRESH_MS
         }
-        _ => {
+    });
+    let frame = match at_hand {
+        Some(f) => f,
+        None => {
             let timeout = state.hub.server.snapshot_timeout;
             match tokio::time::timeout(timeout, sub.next()).await {
                 Ok(Some(f)) => f,

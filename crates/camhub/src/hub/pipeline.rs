@@ -150,7 +150,10 @@ impl Pipeline {
                 width,
                 height,
             } => {
-                if !self.cam.variants.wanted() {
+                if !self.pixels_wanted() {
+                    // As for a camera's packets: an undrawn pattern leaves the last picture stale,
+                    // and a newcomer must get a fresh one, not that.
+                    self.last = None;
                     return;
                 }
                 self.cam.status.send_if_modified(|s| {
