@@ -9,7 +9,7 @@ PACKAGES=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gir1.2-gst-rtsp-server-1.0 python3-gi
+  gstreamer1.0-x gir1.2-gst-rtsp-server-1.0 python3-gi
   chromium ca-certificates curl
 )
 
