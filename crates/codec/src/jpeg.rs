@@ -117,7 +117,8 @@ impl JpegDecoder {
             )));
         }
         let mut factor = ScalingFactor::ONE;
-        for denom in [8, 4, 2] {
+        let full_size = min_width == 0 && min_height == 0;
+        for denom in [8, 4, 2].into_iter().filter(|_| !full_size) {
             let f = ScalingFactor::new(1, denom);
             if f.scale(header.width) >= min_width as usize
                 && f.scale(header.height) >= min_height as usize
@@ -208,5 +209,36 @@ impl JpegDecoder {
             offset += stride_src * rows_src;
         }
         Ok(Picture::from_frame(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32) -> Bytes {
+        let pic = Picture::new_yuv420_full(w, h).expect("picture");
+        JpegEncoder::new()
+            .expect("encoder")
+            .encode(&pic, 80)
+            .expect("encode")
+    }
+
+    #[test]
+    fn decodes_at_the_smallest_scale_that_is_big_enough() {
+        let src = jpeg(640, 360);
+        let mut dec = JpegDecoder::new().expect("decoder");
+        let size = |dec: &mut JpegDecoder, w, h| {
+            let pic = dec.decode(&src, w, h).expect("decode");
+            (pic.width(), pic.height())
+        };
+        // 0 x 0 is documented as full size (it once meant 1/8).
+        assert_eq!(size(&mut dec, 0, 0), (640, 360));
+        assert_eq!(size(&mut dec, 640, 360), (640, 360));
+        assert_eq!(size(&mut dec, 320, 0), (320, 180));
+        assert_eq!(size(&mut dec, 321, 0), (640, 360));
+        assert_eq!(size(&mut dec, 160, 90), (160, 90));
+        assert_eq!(size(&mut dec, 0, 91), (320, 180));
+        assert_eq!(size(&mut dec, 1, 1), (80, 45));
     }
 }
