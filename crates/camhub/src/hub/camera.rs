@@ -375,6 +375,7 @@ impl Camera {
         let mut streaming = false;
         let mut window_start = Instant::now();
         let mut window_frames = 0u32;
+        let mut warned_behind = false;
         loop {
             // The same `next` future lives across idle checks: sources need not be cancel-safe.
             let next = source.next();
@@ -420,6 +421,14 @@ impl Camera {
             }
             let outcome = queue.push(ev);
             Metrics::add(&self.metrics.frames_dropped, outcome.dropped as u64);
+            if outcome.overflowed && !warned_behind {
+                // Once per connection: the fix is the user's (a substream, or frame threads).
+                warned_behind = true;
+                warn!(
+                    "decoding cannot keep up with this camera: skipping to the next keyframe to stay live \
+                     (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
+                );
+            }
             let elapsed = window_start.elapsed();
             if elapsed >= Duration::from_secs(2) {
                 let fps = (f64::from(window_frames) / elapsed.as_secs_f64() * 10.0).round() / 10.0;

@@ -1,7 +1,8 @@
 //! [`FrameQueue`]: the hand-off from a camera's async source task to its decode thread. Bounded by
-//! design: compressed video packets queue up to [`MAX_PACKETS`] (a decoder must see every packet of
-//! a GOP); past that the backlog is dropped and decoding resumes at the next keyframe, so a decoder
-//! that cannot keep up loses frames, never memory or latency. Self-contained pictures (JPEGs, test
+//! design: compressed video packets queue up to [`MAX_PACKETS`] and at most [`MAX_BACKLOG`] behind
+//! (a decoder must see every packet of a GOP); past either bound the backlog is dropped and decoding
+//! resumes at the next keyframe, so a decoder that cannot keep up loses frames, never memory, and
+//! never falls more than about a second behind live. Self-contained pictures (JPEGs, test
 //! pattern ticks) are latest-value: a new one replaces any that is still waiting.
 
 use std::collections::VecDeque;
@@ -10,8 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::source::SourceEvent;
 
-/// Most compressed packets waiting for the decoder (about 2–4 s of video).
+/// Most compressed packets waiting for the decoder (a memory bound: 100 packets of 4K video are
+/// a few megabytes).
 pub const MAX_PACKETS: usize = 100;
+/// Longest a packet may wait for the decoder: the bound on how far behind live a slow decoder
+/// gets (packet counts alone would allow 20 s at 5 fps).
+pub const MAX_BACKLOG: Duration = Duration::from_secs(1);
 
 /// A bounded queue between one producer (async) and one consumer (a decode thread).
 pub struct FrameQueue {
@@ -31,6 +36,8 @@ struct Inner {
 pub struct PushOutcome {
     /// Events dropped to keep the bound.
     pub dropped: usize,
+    /// The packet backlog hit a bound just now: the decoder cannot keep up.
+    pub overflowed: bool,
 }
 
 impl Default for FrameQueue {
@@ -54,28 +61,37 @@ impl FrameQueue {
 
     /// Adds an event, keeping the bounds described on the type.
     pub fn push(&self, ev: SourceEvent) -> PushOutcome {
+        self.push_bounded(ev, MAX_BACKLOG)
+    }
+
+    /// [`FrameQueue::push`] with another age bound (for tests).
+    fn push_bounded(&self, ev: SourceEvent, max_backlog: Duration) -> PushOutcome {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut dropped = 0;
+        let mut overflowed = false;
         match &ev {
             SourceEvent::Packet { keyframe, .. } => {
                 if g.await_keyframe && !keyframe {
-                    return PushOutcome { dropped: 1 };
+                    return PushOutcome {
+                        dropped: 1,
+                        overflowed: false,
+                    };
                 }
                 g.await_keyframe = false;
-                let packets = g
-                    .items
-                    .iter()
-                    .filter(|(e, _)| matches!(e, SourceEvent::Packet { .. }))
-                    .count();
-                if packets >= MAX_PACKETS {
+                let is_packet = |e: &SourceEvent| matches!(e, SourceEvent::Packet { .. });
+                let packets = g.items.iter().filter(|(e, _)| is_packet(e)).count();
+                // FIFO: the first packet is the oldest.
+                let oldest = g.items.iter().find(|(e, _)| is_packet(e)).map(|(_, t)| *t);
+                if packets >= MAX_PACKETS || oldest.is_some_and(|t| t.elapsed() > max_backlog) {
+                    overflowed = true;
                     let before = g.items.len();
-                    g.items
-                        .retain(|(e, _)| !matches!(e, SourceEvent::Packet { .. }));
+                    g.items.retain(|(e, _)| !is_packet(e));
                     dropped = before - g.items.len();
                     if !keyframe {
                         g.await_keyframe = true;
                         return PushOutcome {
                             dropped: dropped + 1,
+                            overflowed,
                         };
                     }
                 }
@@ -92,7 +108,10 @@ impl FrameQueue {
         g.items.push_back((ev, Instant::now()));
         drop(g);
         self.ready.notify_one();
-        PushOutcome { dropped }
+        PushOutcome {
+            dropped,
+            overflowed,
+        }
     }
 
     /// Takes the next event and when it was received, waiting up to `timeout`. `Err(())` once
@@ -182,6 +201,25 @@ mod tests {
             last,
             Some(SourceEvent::Packet { keyframe: true, .. })
         ));
+    }
+
+    #[test]
+    fn a_decoder_that_falls_behind_skips_to_the_next_keyframe() {
+        let q = FrameQueue::new();
+        let bound = Duration::from_millis(50);
+        assert!(!q.push_bounded(packet(true), bound).overflowed);
+        assert!(!q.push_bounded(packet(false), bound).overflowed);
+        std::thread::sleep(Duration::from_millis(80));
+        // Nobody popped for longer than the bound: the backlog goes, and so does everything up
+        // to the next keyframe (a P-frame without its references would decode to garbage).
+        let out = q.push_bounded(packet(false), bound);
+        assert!(out.overflowed);
+        assert_eq!(out.dropped, 3);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.push_bounded(packet(false), bound).dropped, 1);
+        let out = q.push_bounded(packet(true), bound);
+        assert_eq!((out.dropped, out.overflowed), (0, false));
+        assert_eq!(q.len(), 1);
     }
 
     #[test]
