@@ -4,6 +4,7 @@
 //! the body is pulled by hyper, so a viewer that stops reading holds at most one frame.
 //! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
 
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use axum::Extension;
 use bytes::Bytes;
 use camhub_media::multipart::part_header;
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::api::{raw, PictureQuery};
 use super::serve::ConnWritten;
@@ -50,6 +51,8 @@ pub async fn stream(
         bytes,
         shutdown: state.shutdown.clone(),
         last_size: (640, 360),
+        started: Instant::now(),
+        placeholder_timer: Box::pin(tokio::time::sleep(PLACEHOLDER_AFTER)),
     };
     let body = Body::from_stream(futures::stream::unfold(viewer, |mut v| async move {
         let chunk = v.next_chunk().await?;
@@ -80,6 +83,10 @@ struct Viewer {
     bytes: Arc<ViewerBytes>,
     shutdown: watch::Receiver<bool>,
     last_size: (u32, u32),
+    /// When the response started (the placeholder clock before anything was sent).
+    started: Instant,
+    /// Fires when a placeholder may be due: [`PLACEHOLDER_AFTER`] without sending anything.
+    placeholder_timer: Pin<Box<Sleep>>,
 }
 
 impl Viewer {
@@ -129,16 +136,25 @@ impl Viewer {
         }
         loop {
             tokio::select! {
-                f = tokio::time::timeout(PLACEHOLDER_AFTER, self.sub.next()) => match f {
-                    Ok(Some(f)) => {
+                f = self.sub.next() => match f {
+                    Some(f) => {
                         self.last_size = (f.width, f.height);
                         return Some(Next::Frame(f));
                     }
-                    Ok(None) => return None,
-                    Err(_) => {
-                        if let Some(p) = self.placeholder().await {
-                            return Some(Next::Placeholder(p));
-                        }
+                    None => return None,
+                },
+                _ = self.placeholder_timer.as_mut() => {
+                    // The timer is armed once and moved on lazily: re-arming it for every frame
+                    // would cost two timer-wheel operations per frame per viewer.
+                    let now = Instant::now();
+                    let due = self.last_sent.unwrap_or(self.started) + PLACEHOLDER_AFTER;
+                    if now < due {
+                        self.placeholder_timer.as_mut().reset(due);
+                        continue;
+                    }
+                    self.placeholder_timer.as_mut().reset(now + PLACEHOLDER_AFTER);
+                    if let Some(p) = self.placeholder().await {
+                        return Some(Next::Placeholder(p));
                     }
                 },
                 _ = self.shutdown.changed() => return None,

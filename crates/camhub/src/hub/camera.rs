@@ -189,7 +189,12 @@ impl Camera {
     pub fn touch(&self) {
         // SeqCst pairs with `running` below: a consumer that arrives while the upstream task is
         // deciding to stop must be seen by it, or must see the flag cleared and start a new task.
-        self.last_taken_ms.store(self.now_ms(), Ordering::SeqCst);
+        // Skipping the store when another viewer already wrote this millisecond saves a contended
+        // write per frame per viewer.
+        let now = self.now_ms();
+        if self.last_taken_ms.load(Ordering::SeqCst) != now {
+            self.last_taken_ms.store(now, Ordering::SeqCst);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -209,7 +214,10 @@ impl Camera {
 
     /// Starts the upstream task unless it runs already.
     pub fn ensure_running(self: &Arc<Self>) {
-        if self.running.swap(true, Ordering::SeqCst) {
+        // Every viewer calls this for every frame: read before writing, so the common case does
+        // not bounce the cache line between cores. The load is SeqCst like the swap: if it sees
+        // `true`, the task's later check of `waiting` sees this consumer.
+        if self.running.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
             return;
         }
         let cam = self.clone();
