@@ -13,10 +13,6 @@
 
   const $ = function (sel) { return document.getElementById(sel); };
   const streamImg = $('stream');
-  const media = streamImg.parentElement;
-  const overlay = $('overlay');
-  const overlayTitle = $('overlay-title');
-  const overlayReason = $('overlay-reason');
   const sizeSel = $('size');
   const qualitySel = $('quality');
   const fpsSel = $('fps');
@@ -268,11 +264,8 @@
     setField('url', c.url);
     setField('substream_url', c.substream_url);
 
-    const down = state === 'retrying' || state === 'connecting';
-    media.classList.toggle('down', down);
-    overlay.hidden = !down;
-    overlayTitle.textContent = state === 'retrying' ? 'reconnecting…' : 'connecting…';
-    overlayReason.textContent = c.reason || c.last_error || '';
+    // No overlay here: while the camera is down, the MJPEG stream itself carries camhub's labelled
+    // "reconnecting…" placeholder (name, state, reason); covering it would say the same thing twice.
   }
 
   async function refreshStatus() {
