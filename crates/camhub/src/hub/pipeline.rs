@@ -108,11 +108,9 @@ impl Pipeline {
                 pts,
             } => {
                 if !self.pixels_wanted() {
-                    // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe. The
-                    // last picture is getting old: never serve it to a newcomer.
+                    // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe.
                     Metrics::add(&self.cam.metrics.frames_dropped, 1);
                     self.await_keyframe = true;
-                    self.last = None;
                     return;
                 }
                 if self.await_keyframe && !keyframe {
@@ -151,9 +149,6 @@ impl Pipeline {
                 height,
             } => {
                 if !self.pixels_wanted() {
-                    // As for a camera's packets: an undrawn pattern leaves the last picture stale,
-                    // and a newcomer must get a fresh one, not that.
-                    self.last = None;
                     return;
                 }
                 self.cam.status.send_if_modified(|s| {
@@ -172,13 +167,22 @@ impl Pipeline {
     /// True while a variant has subscribers, and for `idle_timeout` after the last one left: a
     /// snapshot poller that comes back every few seconds must not wait for the next keyframe
     /// (which some cameras send only every 10 s or more) each time.
+    ///
+    /// When false, the frame at hand is not turned into a picture, so the last picture stops
+    /// being the newest: it is dropped here, for every kind of source, so that a newcomer never
+    /// gets it.
     fn pixels_wanted(&mut self) -> bool {
         if self.cam.variants.wanted() {
             self.last_wanted = Some(Instant::now());
             return true;
         }
-        self.last_wanted
-            .is_some_and(|t| t.elapsed() < self.cam.config.idle_timeout)
+        let wanted = self
+            .last_wanted
+            .is_some_and(|t| t.elapsed() < self.cam.config.idle_timeout);
+        if !wanted {
+            self.last = None;
+        }
+        wanted
     }
 
     fn open_decoder(&mut self, params: StreamParams) {

@@ -79,9 +79,12 @@ impl FrameQueue {
                 }
                 g.await_keyframe = false;
                 let is_packet = |e: &SourceEvent| matches!(e, SourceEvent::Packet { .. });
-                let packets = g.items.iter().filter(|(e, _)| is_packet(e)).count();
-                // FIFO: the first packet is the oldest.
-                let oldest = g.items.iter().find(|(e, _)| is_packet(e)).map(|(_, t)| *t);
+                // One pass: the count, and (FIFO) the first packet is the oldest.
+                let (mut packets, mut oldest) = (0, None);
+                for (_, t) in g.items.iter().filter(|(e, _)| is_packet(e)) {
+                    packets += 1;
+                    oldest.get_or_insert(*t);
+                }
                 if packets >= MAX_PACKETS || oldest.is_some_and(|t| t.elapsed() > max_backlog) {
                     overflowed = true;
                     let before = g.items.len();
