@@ -3,6 +3,7 @@
 //! never opens a socket; `load` is the only function that touches the file system.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,8 @@ mod duration;
 mod error;
 mod parse;
 mod source;
+
+use camhub_media::redact::{redact_url, REDACTED};
 
 pub use error::{ConfigError, ConfigErrors};
 
@@ -60,15 +63,15 @@ impl Config {
             cameras: vec![Camera {
                 id: "demo".to_owned(),
                 name: "Demo camera".to_owned(),
-                source: SourceSpec {
-                    kind: SourceKind::Demo {
+                source: parse::source_spec(
+                    url,
+                    source::Scheme::Demo {
                         width: 1280,
                         height: 720,
                         fps: 25,
                     },
-                    redacted: url.clone(),
-                    url,
-                },
+                    &mut parse::KindOptions::default(),
+                ),
                 substream: None,
                 idle_timeout: Duration::from_secs(30),
                 always_on: false,
@@ -137,21 +140,80 @@ pub struct Camera {
     pub decode_threads: usize,
 }
 
-/// Where a stream comes from, parsed from a `url` / `substream_url` value.
-#[derive(Debug, Clone, PartialEq)]
+/// Where a stream comes from, parsed from a `url` / `substream_url` value: the one place a camera
+/// URL is taken apart. Sources connect with [`url_without_credentials`](Self::url_without_credentials)
+/// and [`credentials`](Self::credentials) (or the `ffmpeg:` input, which FFmpeg wants whole); logs, the
+/// API and the UI show [`redacted`](Self::redacted); [`secrets`](Self::secrets) is what log and error
+/// scrubbing removes from whatever a library printed.
+///
+/// `Debug` shows the redacted form only, never a user name or password:
+///
+/// ```
+/// let c = camhub_config::parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://admin:pa%40ss@h/x\"\n", "c.toml").unwrap();
+/// let spec = &c.cameras[0].source;
+/// assert_eq!(spec.url_without_credentials, "rtsp://h/x");
+/// let creds = spec.credentials.as_ref().unwrap();
+/// assert_eq!((creds.user.as_str(), creds.password.as_str()), ("admin", "pa@ss"));
+/// assert_eq!(spec.redacted, "rtsp://***:***@h/x");
+/// let shown = format!("{c:?}");
+/// assert!(shown.contains("rtsp://***:***@h/x"), "{shown}");
+/// assert!(!shown.contains("admin") && !shown.contains("pa@ss") && !shown.contains("pa%40ss"));
+/// ```
+#[derive(Clone, PartialEq)]
 pub struct SourceSpec {
     /// What kind of source and its kind-specific options.
     pub kind: SourceKind,
     /// The URL exactly as written (may hold credentials: never log or serve it).
     pub url: String,
+    /// For `rtsp://` and `http(s)://`: the URL without its `user:password@` part, as the `url` crate
+    /// writes it (what the protocol clients connect to, with [`credentials`](Self::credentials) apart).
+    /// Credentials in the path or query (Xiongmai's `password=`) stay: the camera reads them there.
+    /// For `ffmpeg:` inputs that are URLs, `ffmpeg:` and the input without its userinfo; otherwise the
+    /// URL as written. Never log or serve it either.
+    pub url_without_credentials: String,
+    /// The URL's `user:password@` part (of the input, for `ffmpeg:rtmp://user:password@…`),
+    /// percent-decoded (`p%40ss` → `p@ss`).
+    pub credentials: Option<Credentials>,
     /// The URL with credentials replaced by `***`: safe for logs, API and UI.
     pub redacted: String,
+    /// Every secret in the URL, raw and percent-decoded, as written and as the `url` crate re-writes
+    /// the URL: what a log or error scrubber replaces by `***`.
+    pub secrets: Vec<String>,
 }
 
-/// The kind of a source, with the options that apply to it.
-#[derive(Debug, Clone, PartialEq)]
+impl fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("kind", &self.kind)
+            .field("redacted", &self.redacted)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user name and password taken from a URL's userinfo, percent-decoded. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name (may be empty, as in `rtsp://:password@host/`).
+    pub user: String,
+    /// The password (empty when the URL has none).
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &REDACTED)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+/// The kind of a source, with the options that apply to it. `Debug` shows an `ffmpeg:` input redacted
+/// and only the names of its `input_options` (an option such as `headers` may carry a login).
+#[derive(Clone, PartialEq)]
 pub enum SourceKind {
-    /// `rtsp://` or `rtsps://`.
+    /// `rtsp://` (retina cannot open `rtsps://`: that is `ffmpeg:rtsps://…`).
     Rtsp {
         /// `transport`: TCP interleaved (default) or UDP.
         transport: RtspTransport,
@@ -183,6 +245,43 @@ pub enum SourceKind {
         /// Frames per second (default 25).
         fps: u32,
     },
+}
+
+impl fmt::Debug for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceKind::Rtsp { transport } => f
+                .debug_struct("Rtsp")
+                .field("transport", transport)
+                .finish(),
+            SourceKind::Http {
+                poll_interval,
+                insecure_tls,
+            } => f
+                .debug_struct("Http")
+                .field("poll_interval", poll_interval)
+                .field("insecure_tls", insecure_tls)
+                .finish(),
+            SourceKind::Ffmpeg {
+                input,
+                format,
+                options,
+                loop_file,
+            } => f
+                .debug_struct("Ffmpeg")
+                .field("input", &redact_url(input))
+                .field("format", format)
+                .field("options", &options.keys().collect::<Vec<_>>())
+                .field("loop_file", loop_file)
+                .finish(),
+            SourceKind::Demo { width, height, fps } => f
+                .debug_struct("Demo")
+                .field("width", width)
+                .field("height", height)
+                .field("fps", fps)
+                .finish(),
+        }
+    }
 }
 
 /// RTSP lower transport.

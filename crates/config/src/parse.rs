@@ -12,9 +12,9 @@ use toml::Spanned;
 
 use crate::duration::{format_duration, parse_duration, DURATION_FIX};
 use crate::error::{ConfigError, ConfigErrors, LineIndex};
-use crate::source::{classify, classify_substream, Scheme};
-use crate::{Camera, Config, RtspTransport, Server, SourceKind, SourceSpec};
-use camhub_media::redact::redact_url;
+use crate::source::{classify, Scheme};
+use crate::{Camera, Config, Credentials, RtspTransport, Server, SourceKind, SourceSpec};
+use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -134,9 +134,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// What a camera's url is, for "only applies to …" messages.
 fn label(s: &Scheme) -> &'static str {
     match s {
-        Scheme::Rtsp => "an rtsp:// URL",
-        Scheme::Http { tls: false } => "an http:// URL",
-        Scheme::Http { tls: true } => "an https:// URL",
+        Scheme::Rtsp(_) => "an rtsp:// URL",
+        Scheme::Http { tls: false, .. } => "an http:// URL",
+        Scheme::Http { tls: true, .. } => "an https:// URL",
         Scheme::Ffmpeg { .. } => "an ffmpeg: input",
         Scheme::Demo { .. } => "the demo: pattern",
     }
@@ -152,7 +152,7 @@ struct Cx<'a> {
 /// The camera keys that depend on the URL kind, kept with the span of their key until the URLs are
 /// known.
 #[derive(Default)]
-struct KindOptions {
+pub(crate) struct KindOptions {
     transport: Option<(RtspTransport, Range<usize>)>,
     poll_interval: Option<(Duration, Range<usize>)>,
     insecure_tls: Option<(bool, Range<usize>)>,
@@ -564,7 +564,7 @@ impl Cx<'_> {
             }
         };
         let sub = match &substream {
-            Some((u, at)) => match classify_substream(u) {
+            Some((u, at)) => match classify(u) {
                 Ok(s) => Some(Some(s)),
                 Err(e) => {
                     self.error(
@@ -619,8 +619,8 @@ impl Cx<'_> {
             None => format!("remove it: this camera's url is {}", label(main)),
         };
         if let Some((_, at)) = &opts.transport {
-            if !either(|s| matches!(s, Scheme::Rtsp)) {
-                let message = "transport applies to rtsp:// and rtsps:// URLs only";
+            if !either(|s| matches!(s, Scheme::Rtsp(_))) {
+                let message = "transport applies to rtsp:// URLs only";
                 self.error(
                     at.clone(),
                     &format!("{prefix}transport"),
@@ -641,7 +641,7 @@ impl Cx<'_> {
             }
         }
         if let Some((_, at)) = &opts.insecure_tls {
-            if !either(|s| matches!(s, Scheme::Http { tls: true })) {
+            if !either(|s| matches!(s, Scheme::Http { tls: true, .. })) {
                 let message = "insecure_tls applies to https:// URLs only";
                 self.error(
                     at.clone(),
@@ -657,10 +657,14 @@ impl Cx<'_> {
             ("loop_file", opts.loop_file.as_ref().map(|o| &o.1)),
         ];
         for (key, at) in ffmpeg_only {
-            if let (Some(at), false) = (at, matches!(main, Scheme::Ffmpeg { .. })) {
+            if let (Some(at), false) = (at, either(|s| matches!(s, Scheme::Ffmpeg { .. }))) {
                 let message = format!("{key} applies to ffmpeg: URLs only");
-                let fix = format!("remove it: this camera's url is {}", label(main));
-                self.error(at.clone(), &format!("{prefix}{key}"), message, fix);
+                self.error(
+                    at.clone(),
+                    &format!("{prefix}{key}"),
+                    message,
+                    what("ffmpeg:"),
+                );
             }
         }
     }
@@ -693,28 +697,78 @@ impl Cx<'_> {
     }
 }
 
-/// Builds the source with the options of its kind (taken, not cloned, where they move).
-fn source_spec(url: String, scheme: Scheme, opts: &mut KindOptions) -> SourceSpec {
-    let kind = match scheme {
-        Scheme::Rtsp => SourceKind::Rtsp {
-            transport: opts.transport.as_ref().map_or(RtspTransport::Tcp, |t| t.0),
-        },
-        Scheme::Http { tls } => SourceKind::Http {
-            poll_interval: opts.poll_interval.as_ref().map(|p| p.0),
-            insecure_tls: tls && opts.insecure_tls.as_ref().is_some_and(|t| t.0),
-        },
-        Scheme::Ffmpeg { input } => SourceKind::Ffmpeg {
-            input,
-            format: opts.input_format.take().map(|f| f.0),
-            options: opts.input_options.take().map(|o| o.0).unwrap_or_default(),
-            loop_file: opts.loop_file.as_ref().is_some_and(|l| l.0),
-        },
-        Scheme::Demo { width, height, fps } => SourceKind::Demo { width, height, fps },
+/// Builds the source with the options of its kind, and takes its URL apart once: what sources
+/// connect with, the credentials, the redacted form and the secrets to scrub.
+pub(crate) fn source_spec(url: String, scheme: Scheme, opts: &mut KindOptions) -> SourceSpec {
+    let mut secrets = secrets_of(&url);
+    let (kind, parsed) = match scheme {
+        Scheme::Rtsp(parsed) => (
+            SourceKind::Rtsp {
+                transport: opts.transport.as_ref().map_or(RtspTransport::Tcp, |t| t.0),
+            },
+            Some(parsed),
+        ),
+        Scheme::Http { tls, url: parsed } => (
+            SourceKind::Http {
+                poll_interval: opts.poll_interval.as_ref().map(|p| p.0),
+                insecure_tls: tls && opts.insecure_tls.as_ref().is_some_and(|t| t.0),
+            },
+            Some(parsed),
+        ),
+        Scheme::Ffmpeg { input } => {
+            // An input that is a URL (rtmp://, rtsps://, http://) has credentials of its own; FFmpeg
+            // takes them in the URL, but they are still secrets to scrub.
+            let parsed = input
+                .contains("://")
+                .then(|| url::Url::parse(&input).ok())
+                .flatten();
+            let kind = SourceKind::Ffmpeg {
+                input,
+                // Both URLs of a camera may be ffmpeg: inputs: each gets the options.
+                format: opts.input_format.as_ref().map(|f| f.0.clone()),
+                options: opts
+                    .input_options
+                    .as_ref()
+                    .map(|o| o.0.clone())
+                    .unwrap_or_default(),
+                loop_file: opts.loop_file.as_ref().is_some_and(|l| l.0),
+            };
+            (kind, parsed)
+        }
+        Scheme::Demo { width, height, fps } => (SourceKind::Demo { width, height, fps }, None),
     };
+    let mut credentials = None;
+    let mut url_without_credentials = url.clone();
+    if let Some(mut parsed) = parsed {
+        // Libraries quote the URL as the `url` crate re-writes it (`{` or a space percent-encoded).
+        secrets.extend(secrets_of(parsed.as_str()));
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            credentials = Some(Credentials {
+                user: percent_decode(parsed.username()),
+                password: percent_decode(parsed.password().unwrap_or("")),
+            });
+        }
+        // Clearing the userinfo only fails for URLs that cannot have one, which have none to clear.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        url_without_credentials = match kind {
+            SourceKind::Ffmpeg { .. } => format!("ffmpeg:{parsed}"),
+            _ => parsed.into(),
+        };
+    }
+    if let Some(c) = &credentials {
+        secrets.extend([c.user.clone(), c.password.clone()]);
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort();
+    secrets.dedup();
     SourceSpec {
         kind,
         redacted: redact_url(&url),
         url,
+        url_without_credentials,
+        credentials,
+        secrets,
     }
 }
 

@@ -1,23 +1,23 @@
-//! Classifies `url` / `substream_url` values by scheme and checks them. Every message quotes the URL
-//! redacted, never as written: URLs carry passwords.
+//! Classifies `url` / `substream_url` values by scheme and checks them (both take the same kinds of
+//! URL). Every message quotes the URL redacted, never as written: URLs carry passwords.
 
-use camhub_media::redact::redact_url;
+use camhub_media::redact::{cut_secret, redact_url};
 
 /// The fix for a URL whose scheme camhub does not take.
-pub(crate) const SCHEMES_FIX: &str =
-    "use rtsp://, rtsps://, http://, https://, ffmpeg:INPUT or demo: \
-     (other inputs FFmpeg opens go through ffmpeg:, e.g. \"ffmpeg:rtmp://host/live\")";
-const SUBSTREAM_SCHEMES_FIX: &str = "a substream_url is rtsp://, rtsps://, http:// or https://";
+pub(crate) const SCHEMES_FIX: &str = "use rtsp://, http://, https://, ffmpeg:INPUT or demo: \
+     (other inputs FFmpeg opens go through ffmpeg:, e.g. \"ffmpeg:rtmp://host/live\" or \"ffmpeg:rtsps://host/path\")";
 
-/// A URL that passed its checks, by kind.
+/// A URL that passed its checks, by kind; network URLs as the `url` crate parsed them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Scheme {
-    /// `rtsp://` or `rtsps://`.
-    Rtsp,
+    /// `rtsp://`.
+    Rtsp(url::Url),
     /// `http://` or `https://`.
     Http {
         /// `https://`.
         tls: bool,
+        /// The parsed URL.
+        url: url::Url,
     },
     /// `ffmpeg:INPUT`.
     Ffmpeg {
@@ -71,7 +71,7 @@ pub(crate) fn quoted(url: &str) -> String {
     }
 }
 
-/// Checks a camera's main `url`.
+/// Checks a camera's `url` or `substream_url`.
 pub(crate) fn classify(url: &str) -> Result<Scheme, UrlError> {
     let redacted = quoted(url);
     if url.trim().is_empty() {
@@ -88,9 +88,20 @@ pub(crate) fn classify(url: &str) -> Result<Scheme, UrlError> {
     };
     let rest = &url[scheme.len() + 1..];
     match scheme.to_ascii_lowercase().as_str() {
-        "rtsp" | "rtsps" => network(url, &redacted, Scheme::Rtsp),
-        "http" => network(url, &redacted, Scheme::Http { tls: false }),
-        "https" => network(url, &redacted, Scheme::Http { tls: true }),
+        "rtsp" => network(url, &redacted, Kind::Rtsp).map(Scheme::Rtsp),
+        "http" => network(url, &redacted, Kind::Http).map(|url| Scheme::Http { tls: false, url }),
+        "https" => network(url, &redacted, Kind::Http).map(|url| Scheme::Http { tls: true, url }),
+        // retina, camhub's RTSP client, speaks no TLS: accepting the URL would give a camera that can
+        // never connect. FFmpeg can.
+        "rtsps" => Err(err(
+            format!(
+                "camhub's RTSP client cannot open rtsps:// (RTSP over TLS) URLs like {redacted}"
+            ),
+            match redacted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                Some(shown) => format!("open it through FFmpeg instead: \"ffmpeg:{shown}\""),
+                None => "open it through FFmpeg instead: \"ffmpeg:rtsps://…\"".to_owned(),
+            },
+        )),
         "ffmpeg" if rest.trim().is_empty() => Err(err(
             "\"ffmpeg:\" needs an input after the colon".into(),
             "write it like \"ffmpeg:/dev/video0\" or \"ffmpeg:/path/clip.mp4\"",
@@ -107,20 +118,6 @@ pub(crate) fn classify(url: &str) -> Result<Scheme, UrlError> {
     }
 }
 
-/// Checks a camera's `substream_url`: like [`classify`], but only RTSP and HTTP.
-pub(crate) fn classify_substream(url: &str) -> Result<Scheme, UrlError> {
-    match classify(url)? {
-        s @ (Scheme::Rtsp | Scheme::Http { .. }) => Ok(s),
-        Scheme::Ffmpeg { .. } | Scheme::Demo { .. } => {
-            let scheme = scheme_of(url).unwrap_or_default();
-            Err(err(
-                format!("\"{scheme}:\" cannot be a substream_url"),
-                SUBSTREAM_SCHEMES_FIX,
-            ))
-        }
-    }
-}
-
 /// The scheme (without `:`), if the text starts with `ALPHA *(ALPHA / DIGIT / "+" / "-" / ".") ":"`.
 fn scheme_of(url: &str) -> Option<&str> {
     let colon = url.find(':')?;
@@ -130,17 +127,25 @@ fn scheme_of(url: &str) -> Option<&str> {
     (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
 }
 
-fn network(url: &str, redacted: &str, kind: Scheme) -> Result<Scheme, UrlError> {
+/// Which network client a URL is for, to pick the example in messages.
+enum Kind {
+    Rtsp,
+    Http,
+}
+
+/// The fix for a character a password must not hold as it is.
+const ENCODE_FIX: &str =
+    "percent-encode @ : / ? # in a user name or password: @ is %40, : is %3A, / is %2F, ? is %3F, # is %23";
+
+fn network(url: &str, redacted: &str, kind: Kind) -> Result<url::Url, UrlError> {
     let example = match kind {
-        Scheme::Rtsp => "rtsp://user:password@192.168.1.64:554/path",
-        _ => "http://user:password@192.168.1.50:81/stream",
+        Kind::Rtsp => "rtsp://user:password@192.168.1.64:554/path",
+        Kind::Http => "http://user:password@192.168.1.50:81/stream",
     };
     let parsed = url::Url::parse(url).map_err(|e| {
         err(
             format!("invalid URL {redacted}: {e}"),
-            format!(
-                "write it like \"{example}\" (percent-encode @ : / ? # in a user name or password: @ is %40)"
-            ),
+            format!("write it like \"{example}\" ({ENCODE_FIX})"),
         )
     })?;
     if parsed.host_str().is_none_or(str::is_empty) {
@@ -149,7 +154,21 @@ fn network(url: &str, redacted: &str, kind: Scheme) -> Result<Scheme, UrlError> 
             format!("put the camera's address after \"://\", like \"{example}\""),
         ));
     }
-    Ok(kind)
+    // Xiongmai-style URLs carry the password in the path, where an unencoded `#` or `?` silently cuts
+    // it short: the URL parses, and the camera gets a wrong password and a mangled path.
+    if let Some(c) = cut_secret(url) {
+        let what = if c == '#' {
+            "turns the rest of the URL into a fragment, which is never sent to the camera"
+        } else {
+            "starts a query in the middle of it"
+        };
+        let encoded = if c == '#' { "%23" } else { "%3F" };
+        return Err(err(
+            format!("a \"{c}\" inside a password or user value in URL {redacted} {what}"),
+            format!("percent-encode it: write {c} as {encoded} (and # as %23, ? as %3F, & as %26 anywhere in the value)"),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Parses what follows `demo:`: nothing, or `?width=W&height=H&fps=F` (any subset, any order).
@@ -209,17 +228,17 @@ mod tests {
 
     #[test]
     fn schemes() {
-        assert_eq!(classify("rtsp://h/x"), Ok(Scheme::Rtsp));
-        assert_eq!(classify("RTSP://h/x"), Ok(Scheme::Rtsp));
-        assert_eq!(classify("rtsps://h:322/x"), Ok(Scheme::Rtsp));
-        assert_eq!(
+        let rtsp = |u: &str| matches!(classify(u), Ok(Scheme::Rtsp(url)) if url.as_str() == u);
+        assert!(rtsp("rtsp://h/x"));
+        assert!(matches!(classify("RTSP://h/x"), Ok(Scheme::Rtsp(_))));
+        assert!(matches!(
             classify("http://h:81/stream"),
-            Ok(Scheme::Http { tls: false })
-        );
-        assert_eq!(
+            Ok(Scheme::Http { tls: false, .. })
+        ));
+        assert!(matches!(
             classify("https://h/capture"),
-            Ok(Scheme::Http { tls: true })
-        );
+            Ok(Scheme::Http { tls: true, .. })
+        ));
         assert_eq!(
             classify("ffmpeg:/dev/video0"),
             Ok(Scheme::Ffmpeg {
@@ -294,12 +313,45 @@ mod tests {
         ] {
             assert!(classify(bad).is_err(), "{bad:?}");
         }
-        assert!(classify_substream("demo:").is_err());
-        assert!(classify_substream("ffmpeg:/x").is_err());
+    }
+
+    #[test]
+    fn rtsps_is_refused_with_the_ffmpeg_fix() {
+        let e = classify("rtsps://admin:hunter2@h:322/x").unwrap_err();
+        assert!(e.message.contains("rtsps://"), "{}", e.message);
         assert_eq!(
-            classify_substream("http://h/x"),
-            Ok(Scheme::Http { tls: false })
+            e.fix,
+            "open it through FFmpeg instead: \"ffmpeg:rtsps://***@h:322/x\""
         );
+        assert!(matches!(
+            classify("ffmpeg:rtsps://admin:hunter2@h:322/x"),
+            Ok(Scheme::Ffmpeg { .. })
+        ));
+    }
+
+    #[test]
+    fn a_hash_or_question_mark_cutting_a_path_password_is_refused() {
+        for (bad, encoded) in [
+            ("rtsp://h:554/user=admin&password=hu#nter2&channel=1", "%23"),
+            ("rtsp://h:554/user=admin&password=hu?nter2&channel=1", "%3F"),
+            ("http://h/snap.cgi?user=admin&pwd=hu#nter2", "%23"),
+        ] {
+            let e = classify(bad).unwrap_err();
+            assert!(e.fix.contains(encoded), "{bad}: {}", e.fix);
+            assert!(
+                !e.message.contains("nter2") && !e.message.contains("admin"),
+                "{}",
+                e.message
+            );
+        }
+        for good in [
+            "rtsp://h:554/user=admin&password=hu%23nter2&channel=1&stream=0.sdp",
+            "rtsp://h:554/user=admin&password=pw&channel=1&stream=0.sdp?",
+            "rtsp://h:554/user=admin_password=pw_channel=1_stream=0.sdp?real_stream",
+            "http://h/snap.cgi?user=admin&pwd=hu?nter2",
+        ] {
+            assert!(classify(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

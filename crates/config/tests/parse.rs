@@ -152,7 +152,10 @@ fn defaults() {
                     transport: RtspTransport::Tcp
                 },
                 url: "rtsp://10.0.0.5/x".into(),
+                url_without_credentials: "rtsp://10.0.0.5/x".into(),
+                credentials: None,
                 redacted: "rtsp://10.0.0.5/x".into(),
+                secrets: Vec::new(),
             },
             substream: None,
             idle_timeout: ms(30_000),
@@ -490,7 +493,7 @@ fn bad_url_schemes() {
         );
         assert!(
             e.fix
-                .starts_with("use rtsp://, rtsps://, http://, https://, ffmpeg:INPUT or demo:"),
+                .starts_with("use rtsp://, http://, https://, ffmpeg:INPUT or demo:"),
             "{e}"
         );
     }
@@ -501,11 +504,183 @@ fn bad_url_schemes() {
     let e = one(&camera("ffmpeg:", ""));
     assert_eq!(e.message, "\"ffmpeg:\" needs an input after the colon");
 
-    for bad in ["demo:", "ffmpeg:/dev/video0"] {
-        let e = one(&camera("rtsp://h/x", &format!("substream_url = \"{bad}\"")));
-        assert_eq!(e.key, "camera[0].substream_url");
-        assert!(e.message.contains("cannot be a substream_url"), "{e}");
+    // retina cannot open rtsps://: refused in both URLs, with the fix.
+    let e = one(&camera("rtsps://admin:hunter2@h:322/x", ""));
+    assert_eq!(e.key, "camera[0].url");
+    assert_eq!(
+        e.fix,
+        "open it through FFmpeg instead: \"ffmpeg:rtsps://***@h:322/x\""
+    );
+    let e = one(&camera(
+        "rtsp://h/x",
+        "substream_url = \"rtsps://h:322/sub\"",
+    ));
+    assert_eq!(e.key, "camera[0].substream_url");
+    assert!(e.fix.contains("\"ffmpeg:rtsps://h:322/sub\""), "{e}");
+}
+
+#[test]
+fn substream_url_takes_the_same_kinds_of_url_as_url() {
+    let c = ok(&camera(
+        "rtsp://h/main",
+        "substream_url = \"ffmpeg:rtsps://u:p@h:322/sub\"\ninput_options = { rtsp_transport = \"tcp\" }",
+    ));
+    let sub = c.cameras[0].substream.as_ref().unwrap();
+    let SourceKind::Ffmpeg { input, options, .. } = &sub.kind else {
+        panic!("not ffmpeg: {sub:?}")
+    };
+    assert_eq!(input, "rtsps://u:p@h:322/sub");
+    assert_eq!(
+        options.get("rtsp_transport").map(String::as_str),
+        Some("tcp")
+    );
+    assert_eq!(sub.redacted, "ffmpeg:rtsps://***:***@h:322/sub");
+    // Options of ffmpeg: inputs apply to both URLs when both are inputs.
+    let c = ok(&camera(
+        "ffmpeg:/x.mp4",
+        "substream_url = \"ffmpeg:/small.mp4\"\nloop_file = true",
+    ));
+    for spec in [
+        &c.cameras[0].source,
+        c.cameras[0].substream.as_ref().unwrap(),
+    ] {
+        assert!(
+            matches!(
+                spec.kind,
+                SourceKind::Ffmpeg {
+                    loop_file: true,
+                    ..
+                }
+            ),
+            "{spec:?}"
+        );
     }
+    let c = ok(&camera(
+        "http://h/x",
+        "substream_url = \"demo:?width=320&height=180\"",
+    ));
+    assert_eq!(
+        c.cameras[0].substream.as_ref().unwrap().kind,
+        SourceKind::Demo {
+            width: 320,
+            height: 180,
+            fps: 25
+        }
+    );
+}
+
+#[test]
+fn urls_are_taken_apart_once() {
+    let c = ok(&camera(
+        "rtsp://adm%20in:pa%40ss@10.0.0.5:554/Streaming/Channels/101",
+        "",
+    ));
+    let spec = &c.cameras[0].source;
+    assert_eq!(
+        spec.url_without_credentials,
+        "rtsp://10.0.0.5:554/Streaming/Channels/101"
+    );
+    let creds = spec.credentials.as_ref().unwrap();
+    assert_eq!(
+        (creds.user.as_str(), creds.password.as_str()),
+        ("adm in", "pa@ss")
+    );
+    for s in ["adm%20in", "adm in", "pa%40ss", "pa@ss"] {
+        assert!(
+            spec.secrets.contains(&s.to_owned()),
+            "{s}: {:?}",
+            spec.secrets
+        );
+    }
+
+    let c = ok(&camera("ffmpeg:rtmp://camuser:hunter2@10.0.0.9/live", ""));
+    let spec = &c.cameras[0].source;
+    assert_eq!(spec.url_without_credentials, "ffmpeg:rtmp://10.0.0.9/live");
+    assert_eq!(spec.credentials.as_ref().unwrap().password, "hunter2");
+    assert_eq!(spec.redacted, "ffmpeg:rtmp://***:***@10.0.0.9/live");
+    assert!(
+        !spec.secrets.iter().any(|s| s.contains("rtmp")),
+        "{:?}",
+        spec.secrets
+    );
+
+    // Xiongmai: the credentials stay in the path, where the camera reads them.
+    let url = "rtsp://10.0.0.7:554/user=admin&password=hu%23nter2&channel=1&stream=0.sdp";
+    let c = ok(&camera(url, ""));
+    let spec = &c.cameras[0].source;
+    assert_eq!(spec.credentials, None);
+    assert_eq!(spec.url_without_credentials, url);
+    assert_eq!(
+        spec.redacted,
+        "rtsp://10.0.0.7:554/user=***&password=***&channel=1&stream=0.sdp"
+    );
+    for s in ["hu%23nter2", "hu#nter2", "admin"] {
+        assert!(
+            spec.secrets.contains(&s.to_owned()),
+            "{s}: {:?}",
+            spec.secrets
+        );
+    }
+
+    let spec = &Config::demo().cameras[0].source;
+    assert_eq!(
+        (
+            spec.url_without_credentials.as_str(),
+            spec.credentials.is_none()
+        ),
+        ("demo:", true)
+    );
+    assert!(spec.secrets.is_empty());
+}
+
+#[test]
+fn debug_never_shows_a_password() {
+    let text = r#"
+[[camera]]
+id = "door"
+url = "rtsp://camuser:hunter2@192.168.1.64:554/Streaming/Channels/101"
+substream_url = "ffmpeg:rtmp://camuser:hunter2@192.168.1.64/live"
+input_options = { headers = "Authorization: Basic hunter2" }
+
+[[camera]]
+id = "shed"
+url = "http://192.168.1.65/snap.cgi?user=camuser&pwd=hunter2&chn=1"
+"#;
+    let c = ok(text);
+    for shown in [format!("{c:?}"), format!("{c:#?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("camuser"), "{shown}");
+        // The rest stays readable.
+        for visible in [
+            "door",
+            "rtsp://***:***@192.168.1.64:554/Streaming/Channels/101",
+            "ffmpeg:rtmp://***:***@192.168.1.64/live",
+            "headers",
+            "http://192.168.1.65/snap.cgi?user=***&pwd=***&chn=1",
+        ] {
+            assert!(shown.contains(visible), "{visible} missing from {shown}");
+        }
+    }
+}
+
+#[test]
+fn a_password_cut_by_an_unencoded_hash_is_refused_with_the_fix() {
+    let e = one(&camera(
+        "rtsp://10.0.0.7:554/user=admin&password=hu#nter2&channel=1&stream=0.sdp",
+        "",
+    ));
+    assert_eq!((e.key.as_str(), e.line), ("camera[0].url", Some(3)));
+    assert!(e.fix.contains("%23"), "{e}");
+    let shown = e.to_string();
+    assert!(
+        !shown.contains("nter2") && !shown.contains("admin"),
+        "{shown}"
+    );
+    let e = one(&camera(
+        "rtsp://10.0.0.7/user=admin&password=hu?nter2&channel=1",
+        "",
+    ));
+    assert!(e.fix.contains("%3F"), "{e}");
 }
 
 #[test]
@@ -665,7 +840,7 @@ fn options_that_do_not_apply_to_the_url_kind() {
     ));
     assert_eq!(
         e.to_string(),
-        "camhub.toml:4:1: camera[0].transport: transport applies to rtsp:// and rtsps:// URLs only — \
+        "camhub.toml:4:1: camera[0].transport: transport applies to rtsp:// URLs only — \
          remove it: this camera's url is an http:// URL"
     );
     let cases = [
