@@ -2,12 +2,62 @@
 //! FFmpeg frame so decoder output reaches the scaler and the JPEG encoder without a copy.
 
 use ffmpeg_next::format::Pixel;
-use ffmpeg_next::util::color::Range;
+use ffmpeg_next::util::color::{Range, Space};
 use ffmpeg_next::util::frame::video::Video;
 
 use crate::CodecError;
 
-/// One decoded (or generated) picture: planar YUV, its size, pixel aspect ratio and colour range.
+/// The matrix that turns a picture's YCbCr samples into RGB, read the way FFmpeg reads it.
+///
+/// HD cameras signal BT.709 in the stream (H.264/H.265 VUI); JPEG/JFIF is always BT.601, so a BT.709
+/// picture written into a JPEG as it is comes out with wrong colours (red R 233 instead of 254, green
+/// with a red cast), though black and white stay right. A stream that signals nothing, or something
+/// FFmpeg has no coefficients for, is [`ColourMatrix::Bt601`]: FFmpeg 5.1's `ffmpeg` CLI and `ffplay`
+/// do the same (swscale's default, whatever the picture size), so camhub's pictures match what users
+/// compare them with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ColourMatrix {
+    /// ITU-R BT.601 (BT.470BG, SMPTE 170M): SD video, JPEG, and anything unsignalled.
+    Bt601,
+    /// ITU-R BT.709: HD video.
+    Bt709,
+    /// ITU-R BT.2020 (constant or non-constant luminance; the coefficients are the same).
+    Bt2020,
+    /// SMPTE 240M (early HDTV).
+    Smpte240m,
+    /// FCC 73.682 (NTSC 1953).
+    Fcc,
+}
+
+impl ColourMatrix {
+    /// The matrix of FFmpeg's colour space `space`, as swscale's `parse_yuv_type` maps it.
+    pub(crate) fn from_space(space: Space) -> ColourMatrix {
+        match space {
+            Space::BT709 => ColourMatrix::Bt709,
+            Space::BT2020NCL | Space::BT2020CL => ColourMatrix::Bt2020,
+            Space::SMPTE240M => ColourMatrix::Smpte240m,
+            Space::FCC => ColourMatrix::Fcc,
+            // BT470BG and SMPTE170M are BT.601; FFmpeg reads unspecified, reserved, RGB, YCgCo and
+            // the newer spaces as BT.601 too.
+            _ => ColourMatrix::Bt601,
+        }
+    }
+
+    /// swscale's `SWS_CS_*` number for this matrix (libswscale/swscale.h).
+    pub(crate) fn sws_colorspace(self) -> i32 {
+        match self {
+            ColourMatrix::Bt601 => 5,     // SWS_CS_ITU601
+            ColourMatrix::Bt709 => 1,     // SWS_CS_ITU709
+            ColourMatrix::Fcc => 4,       // SWS_CS_FCC
+            ColourMatrix::Smpte240m => 7, // SWS_CS_SMPTE240M
+            ColourMatrix::Bt2020 => 9,    // SWS_CS_BT2020
+        }
+    }
+}
+
+/// One decoded (or generated) picture: planar YUV, its size, pixel aspect ratio, colour range and
+/// colour matrix.
 pub struct Picture {
     pub(crate) frame: Video,
 }
@@ -63,9 +113,18 @@ impl Picture {
         ) || self.frame.color_range() == Range::JPEG
     }
 
-    /// True if this picture is planar 4:2:0 in full range, i.e. can be JPEG-encoded as it is.
+    /// The matrix of this picture's YCbCr samples (BT.601 unless the stream signals another one).
+    pub fn matrix(&self) -> ColourMatrix {
+        ColourMatrix::from_space(self.frame.color_space())
+    }
+
+    /// True if this picture is planar 4:2:0 in full range with the BT.601 matrix, i.e. can be
+    /// JPEG-encoded as it is. A BT.709 picture is not, even at the wanted size: it must go through the
+    /// [`crate::Scaler`], which converts the matrix.
     pub fn is_jpeg_ready(&self) -> bool {
-        matches!(self.frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) && self.is_full_range()
+        matches!(self.frame.format(), Pixel::YUV420P | Pixel::YUVJ420P)
+            && self.is_full_range()
+            && self.matrix() == ColourMatrix::Bt601
     }
 
     /// Mutable access to the three planes as `(data, stride, width, height)`, for drawing.
@@ -118,10 +177,11 @@ impl std::fmt::Debug for Picture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Picture({}x{} {:?})",
+            "Picture({}x{} {:?} {:?})",
             self.width(),
             self.height(),
-            self.frame.format()
+            self.frame.format(),
+            self.matrix()
         )
     }
 }
