@@ -12,7 +12,7 @@ pub mod scale;
 pub use decode::{Codec, Decoder, StreamParams};
 pub use demux::{DemuxedPacket, Demuxer};
 pub use jpeg::{JpegDecoder, JpegEncoder};
-pub use picture::Picture;
+pub use picture::{ColourMatrix, Picture};
 pub use scale::Scaler;
 
 /// An error from a codec library, with what was being done.
