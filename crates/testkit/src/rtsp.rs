@@ -1,13 +1,15 @@
 //! [`RtspServer`]: the GStreamer RTSP server fixture (`fixtures/rtsp_server.py`) as a real IP camera.
 //!
-//! The script prints one event per line (`READY`, `CLIENT`, `SETUP`, `PLAY`, `TEARDOWN`, `CLOSED`); a
-//! background thread collects them so tests can count sessions the camera saw.
+//! The script prints one event per line (`READY`, `CLIENT`, `SETUP`, `TRANSPORT`, `PLAY`, `TEARDOWN`,
+//! `CLOSED`); a background thread collects them so tests can count sessions the camera saw and check
+//! which transport each one used.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::media::{KnownColor, RTSP_BLACK, RTSP_WHITE};
 use crate::process::{stop_child, tail};
 
 /// Path of the GStreamer RTSP server script (run it with `/usr/bin/python3`).
@@ -17,7 +19,8 @@ pub const RTSP_SERVER_SCRIPT: &str =
 /// How long [`RtspServer::start`] waits for the script's `READY` line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Options for [`RtspServer::start`]; `Default` is 640×360 at 15 fps on a free port, no auth.
+/// Options for [`RtspServer::start`]; `Default` is 640×360 at 15 fps on a free port, no auth, the
+/// colorimetry GStreamer picks for the size (BT.601 up to 576 lines, BT.709 above).
 #[derive(Debug, Clone)]
 pub struct RtspServerOptions {
     /// Port to listen on; 0 picks a free one.
@@ -34,6 +37,9 @@ pub struct RtspServerOptions {
     pub switch_after: Duration,
     /// `/silent` stops sending RTP this long after its media starts (the session stays open).
     pub silent_after: Duration,
+    /// `"bt709"` or `"bt601"`: the colour matrix the H.264/H.265 mounts use and signal in their SPS
+    /// (VUI), as HD and SD cameras do; None leaves GStreamer's choice by size.
+    pub colorimetry: Option<String>,
 }
 
 impl Default for RtspServerOptions {
@@ -46,6 +52,7 @@ impl Default for RtspServerOptions {
             fps: 15,
             switch_after: Duration::from_secs(3),
             silent_after: Duration::from_secs(3),
+            colorimetry: None,
         }
     }
 }
@@ -64,21 +71,28 @@ impl RtspServerOptions {
         self.fps = fps;
         self
     }
+
+    /// Makes the H.264/H.265 mounts use and signal this colorimetry: `"bt709"` or `"bt601"`.
+    pub fn with_colorimetry(mut self, colorimetry: &str) -> Self {
+        self.colorimetry = Some(colorimetry.to_owned());
+        self
+    }
 }
 
 /// One line the RTSP fixture printed, e.g. `SETUP /h264` or `CLIENT 3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtspEvent {
-    /// `CLIENT`, `SETUP`, `PLAY`, `TEARDOWN` or `CLOSED` (`READY` is recorded too).
+    /// `CLIENT`, `SETUP`, `TRANSPORT`, `PLAY`, `TEARDOWN` or `CLOSED` (`READY` is recorded too).
     pub kind: String,
-    /// The mount path (`/h264`) for SETUP/PLAY/TEARDOWN; the client id for CLIENT/CLOSED.
+    /// The mount path (`/h264`) for SETUP/PLAY/TEARDOWN; the mount path and the transport the SETUP
+    /// chose for TRANSPORT (`/h264 udp`, `/h264 tcp`); the client id for CLIENT/CLOSED.
     pub arg: String,
     /// When the line was read.
     pub at: Instant,
 }
 
 /// A running GStreamer RTSP server on 127.0.0.1 with mounts `/h264`, `/h265`, `/mjpeg`, `/switch`, `/silent`
-/// (see `fixtures/rtsp_server.py` and [`crate::RTSP_WHITE`] for the picture).
+/// (see `fixtures/rtsp_server.py`, [`RtspServer::BARS`] and [`crate::RTSP_WHITE`] for the picture).
 ///
 /// Events are kept across [`restart`](Self::restart)s, so counts are totals for the fixture's life.
 /// Dropping it stops the server (SIGTERM, then SIGKILL).
@@ -103,6 +117,25 @@ pub struct RtspServer {
 }
 
 impl RtspServer {
+    /// Points of the picture's SMPTE bars that stay put at every size and between frames (away from
+    /// the running-time text and the noise patch), with their colours as FFmpeg decodes them: the seven
+    /// 100 % bars of the top row, then −I, white, +Q and black of the bottom row. The chroma-heavy
+    /// bars show a wrong colour matrix (BT.709 read as BT.601 moves red by ~20 levels), which white
+    /// and black cannot.
+    pub const BARS: [KnownColor; 11] = [
+        bar("white", 1.0 / 14.0, 0.45, (255, 255, 255)),
+        bar("yellow", 3.0 / 14.0, 0.45, (255, 255, 0)),
+        bar("cyan", 5.0 / 14.0, 0.45, (0, 255, 255)),
+        bar("green", 7.0 / 14.0, 0.45, (0, 255, 0)),
+        bar("magenta", 9.0 / 14.0, 0.45, (255, 0, 255)),
+        bar("red", 11.0 / 14.0, 0.45, (255, 0, 0)),
+        bar("blue", 13.0 / 14.0, 0.45, (0, 0, 255)),
+        bar("-I", 1.0 / 12.0, 0.875, (0, 58, 141)),
+        RTSP_WHITE,
+        bar("+Q", 5.0 / 12.0, 0.875, (110, 0, 216)),
+        RTSP_BLACK,
+    ];
+
     /// Spawns the script and waits (up to 20 s) until it listens.
     ///
     /// # Panics
@@ -138,6 +171,9 @@ impl RtspServer {
             .stderr(Stdio::piped());
         if let Some((user, password)) = &o.credentials {
             cmd.args(["--user", user, "--password", password]);
+        }
+        if let Some(colorimetry) = &o.colorimetry {
+            cmd.args(["--colorimetry", colorimetry]);
         }
         let mut child = cmd
             .spawn()
@@ -230,6 +266,43 @@ impl RtspServer {
             .count()
     }
 
+    /// The transport (`udp`, `tcp`, `udp-multicast`) of every SETUP of `path` so far, oldest first.
+    pub fn transports(&self, path: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.kind == "TRANSPORT")
+            .filter_map(|e| {
+                let (mount, transport) = e.arg.split_once(' ')?;
+                (mount == path).then(|| transport.to_owned())
+            })
+            .collect()
+    }
+
+    /// FFmpeg's own decode of `path` (e.g. `"/h264"`) as the `ffmpeg` CLI shows it, at the stream's size:
+    /// `(width, height, rgb24)`. The reference a test compares camhub's pictures with: the `ffmpeg` CLI
+    /// reads the stream's colour description (range and matrix) the way users' players do. It skips the
+    /// first frames, so the decoder has settled on a keyframe. Blocking (runs the CLI over TCP).
+    ///
+    /// # Panics
+    /// When ffmpeg cannot decode a frame within 30 s (the message has its stderr).
+    pub fn ffmpeg_rgb(&self, path: &str) -> (u32, u32, Vec<u8>) {
+        let url = self.url(path);
+        let out = Command::new("timeout")
+            .args(["30", "ffmpeg", "-nostdin", "-hide_banner", "-v", "error"])
+            .args(["-rtsp_transport", "tcp", "-i", &url])
+            .args(["-vf", "select=gte(n\\,5)", "-frames:v", "1"])
+            .args(["-f", "image2pipe", "-c:v", "ppm", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ffmpeg");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "ffmpeg could not decode {url}: {stderr}"
+        );
+        parse_ppm(&out.stdout).unwrap_or_else(|e| panic!("ffmpeg's PPM of {url}: {e}; {stderr}"))
+    }
+
     /// Every event so far, oldest first.
     pub fn events(&self) -> Vec<RtspEvent> {
         self.events.lock().expect("rtsp events lock").clone()
@@ -286,6 +359,49 @@ impl RtspServer {
         }
         self.spawn().await;
     }
+}
+
+/// A [`KnownColor`] of [`RtspServer::BARS`].
+const fn bar(name: &'static str, x: f64, y: f64, rgb: (u8, u8, u8)) -> KnownColor {
+    KnownColor { name, x, y, rgb }
+}
+
+/// `(width, height, rgb24)` from a binary PPM (`P6`, maxval 255) as ffmpeg writes it.
+fn parse_ppm(ppm: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    // The header is four whitespace-separated fields; ffmpeg writes no comments.
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while ppm.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let start = i;
+        while ppm.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if start == i {
+            return Err(format!("truncated PPM header ({} bytes)", ppm.len()));
+        }
+        fields.push(String::from_utf8_lossy(&ppm[start..i]).into_owned());
+    }
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|e| format!("PPM header {s:?}: {e}"))
+    };
+    if fields[0] != "P6" || number(&fields[3])? != 255 {
+        return Err(format!("not an 8-bit P6 PPM: {fields:?}"));
+    }
+    let (width, height) = (number(&fields[1])?, number(&fields[2])?);
+    // One whitespace byte ends the header.
+    let pixels = ppm.get(i + 1..).unwrap_or_default();
+    let len = width as usize * height as usize * 3;
+    if pixels.len() < len {
+        return Err(format!(
+            "{width}x{height} PPM with {} bytes of pixels",
+            pixels.len()
+        ));
+    }
+    Ok((width, height, pixels[..len].to_vec()))
 }
 
 impl Drop for RtspServer {

@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use camhub_testkit::{
-    decode_jpeg_rgb, ffprobe_size, region_mean_abs_diff, RtspServer, RtspServerOptions, RTSP_BLACK,
-    RTSP_COUNTER_REGION, RTSP_WHITE,
+    decode_jpeg_rgb, ffprobe_size, region_mean_abs_diff, RtspServer, RtspServerOptions,
+    COLOR_TOLERANCE, RTSP_BLACK, RTSP_COUNTER_REGION, RTSP_WHITE,
 };
 use common::{ffmpeg, grab_jpeg, showinfo_sizes};
 
@@ -40,6 +40,7 @@ async fn h264_h265_mjpeg_decode_over_tcp_and_sessions_are_counted() {
             server.events()
         );
         assert_eq!(server.count("SETUP", path), 1, "{:?}", server.events());
+        assert_eq!(server.transports(path), ["tcp"], "{:?}", server.events());
         assert_eq!(server.count("PLAY", path), 1);
     }
     assert!(
@@ -71,6 +72,48 @@ async fn h264_decodes_over_udp() {
     );
     assert!(ok, "UDP:\n{log}");
     assert!(log.contains("Video: h264"), "{log}");
+    assert_eq!(
+        server.transports("/h264"),
+        ["udp"],
+        "the fixture reports the transport its SETUP chose: {:?}",
+        server.events()
+    );
+}
+
+/// The colour matrix a stream signals in its SPS (VUI), as ffprobe reads it (`bt709`, `smpte170m`).
+fn signalled_matrix(url: &str) -> String {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp"])
+        .args(["-show_entries", "stream=color_space", "-of", "csv=p=0", url])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hd_signals_bt709_unless_told_otherwise_and_every_bar_decodes_to_its_colour() {
+    for (colorimetry, matrix) in [(None, "bt709"), (Some("bt601"), "smpte170m")] {
+        let mut options = RtspServerOptions::default().with_size(1280, 720, 15);
+        if let Some(c) = colorimetry {
+            options = options.with_colorimetry(c);
+        }
+        let server = RtspServer::start(options).await;
+        for path in ["/h264", "/h265"] {
+            assert_eq!(
+                signalled_matrix(&server.url(path)),
+                matrix,
+                "{path} with {colorimetry:?}"
+            );
+            // FFmpeg reads the signalled matrix, so every bar (chroma-heavy ones included) comes
+            // out at its colour: the sample points are on the bars at this size.
+            let (w, h, rgb) = server.ffmpeg_rgb(path);
+            assert_eq!((w, h), (1280, 720));
+            for bar in RtspServer::BARS {
+                bar.check(&rgb, w, h, COLOR_TOLERANCE)
+                    .unwrap_or_else(|e| panic!("{path} with {colorimetry:?}: {e}"));
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
