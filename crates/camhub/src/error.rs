@@ -1,8 +1,6 @@
 //! camhub's one error type: a kind (which decides the HTTP status) and a message written for the
-//! user — what happened and what to do. Internals go to the log, never to clients.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! user — what happened and what to do. Internals go to the log, never to clients. It knows nothing
+//! of HTTP: the `http` layer maps kinds to statuses (`http::error`), so the hub does not depend on axum.
 
 /// What went wrong, broadly; decides the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +34,6 @@ impl Error {
             message: message.into(),
         }
     }
-
-    /// The HTTP status for this error's kind.
-    pub fn status(&self) -> StatusCode {
-        match self.kind {
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
 }
 
 impl std::fmt::Display for Error {
@@ -56,10 +43,3 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
-        (self.status(), axum::Json(body)).into_response()
-    }
-}

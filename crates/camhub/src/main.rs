@@ -1,6 +1,7 @@
 //! The `camhub` command: `camhub` (built-in demo camera), `camhub --config FILE`, `camhub check FILE`.
 //! Thin: parses arguments, sets up logging, runs the server until SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,16 +18,57 @@ const USAGE: &str = "\
 camhub — connect once to each camera, serve it to any number of viewers
 
 usage:
-  camhub                       run with the built-in demo camera on http://127.0.0.1:8080/
-  camhub --config FILE         run with the cameras in FILE (see docs/config.md)
-  camhub check FILE            validate FILE and exit (0 = valid, 2 = invalid)
+  camhub [OPTIONS]                run with the built-in demo camera on http://127.0.0.1:8080/
+  camhub [OPTIONS] --config FILE  run with the cameras in FILE (see docs/config.md)
+  camhub check FILE               validate FILE and exit (0 = valid, 2 = invalid)
   camhub --help | --version
 
-logging: RUST_LOG=debug (default info)";
+options:
+  --log-format text|json          log lines as text (the default; coloured only when stdout is a
+                                  terminal and NO_COLOR is unset) or as one JSON object per line,
+                                  for log shippers
+
+logging: to stdout, camera credentials scrubbed; RUST_LOG=debug for more (default info)";
 
 enum Command {
     Run(Option<PathBuf>),
     Check(PathBuf),
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines; ANSI colour only on a terminal.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON layout), for log shippers.
+    Json,
+}
+
+/// Takes `--log-format VALUE` / `--log-format=VALUE` out of `args`, wherever it is.
+fn log_format(args: &[String]) -> Result<(LogFormat, Vec<String>), String> {
+    let parse = |v: &str| match v {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!(
+            "invalid --log-format \"{v}\": use text or json\n\n{USAGE}"
+        )),
+    };
+    let mut format = LogFormat::Text;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--log-format" {
+            let value = args
+                .next()
+                .ok_or_else(|| format!("--log-format needs a value: text or json\n\n{USAGE}"))?;
+            format = parse(value)?;
+        } else if let Some(value) = arg.strip_prefix("--log-format=") {
+            format = parse(value)?;
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    Ok((format, rest))
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Command>, String> {
@@ -53,6 +95,13 @@ fn parse_args(args: &[String]) -> Result<Option<Command>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let (format, args) = match log_format(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let command = match parse_args(&args) {
         Ok(Some(c)) => c,
         Ok(None) => return ExitCode::SUCCESS,
@@ -75,7 +124,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            init_logging(&config);
+            init_logging(&config, format);
             match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -98,6 +147,9 @@ fn check(path: &std::path::Path) -> ExitCode {
             );
             for cam in &config.cameras {
                 println!("  {:<20} {}", cam.id, cam.source.redacted);
+                if let Some(sub) = &cam.substream {
+                    println!("  {:<20} {}", format!("{}/sub", cam.id), sub.redacted);
+                }
             }
             if config.cameras.is_empty() {
                 println!("warning: no [[camera]] tables: camhub will serve nothing");
@@ -112,8 +164,10 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 /// Logs go through [`ScrubbedStdout`]: whatever a library prints (retina and reqwest quote URLs,
-/// and Xiongmai cameras carry the password in the path), no camera credential reaches the log.
-fn init_logging(config: &Config) {
+/// and Xiongmai cameras carry the password in the path), no camera credential reaches the log. The
+/// secrets are the ones the config took out of each URL. Colour codes only go to a terminal: in a
+/// file, journald or a container log they are noise (and `NO_COLOR` turns them off everywhere).
+fn init_logging(config: &Config, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,retina=warn,hyper=warn,reqwest=warn")
     });
@@ -121,22 +175,30 @@ fn init_logging(config: &Config) {
         .cameras
         .iter()
         .flat_map(|c| std::iter::once(&c.source).chain(c.substream.as_ref()))
-        .flat_map(|spec| camhub::source::all_secrets(&spec.url))
+        .flat_map(|spec| spec.secrets.iter().cloned())
         .collect();
     secrets.sort();
     secrets.dedup();
-    tracing_subscriber::fmt()
+    let writer = ScrubbedStdout {
+        secrets: Arc::new(secrets),
+        format,
+    };
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(ScrubbedStdout {
-            secrets: Arc::new(secrets),
-        })
-        .init();
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(colour).init(),
+        LogFormat::Json => logs.with_ansi(false).json().init(),
+    }
 }
 
 /// Makes one [`ScrubbedLine`] per log event.
 struct ScrubbedStdout {
     secrets: Arc<Vec<String>>,
+    format: LogFormat,
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStdout {
@@ -146,6 +208,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStdout {
         ScrubbedLine {
             buf: Vec::new(),
             secrets: self.secrets.clone(),
+            format: self.format,
         }
     }
 }
@@ -154,6 +217,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStdout {
 struct ScrubbedLine {
     buf: Vec<u8>,
     secrets: Arc<Vec<String>>,
+    format: LogFormat,
 }
 
 impl std::io::Write for ScrubbedLine {
@@ -170,8 +234,59 @@ impl std::io::Write for ScrubbedLine {
 impl Drop for ScrubbedLine {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.buf);
-        let clean = camhub_media::redact::scrub_secrets(&text, &self.secrets);
+        let clean = match self.format {
+            LogFormat::Text => camhub_media::redact::scrub_secrets(&text, &self.secrets),
+            LogFormat::Json => scrub_json_lines(&text, &self.secrets),
+        };
         let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), clean.as_bytes());
+    }
+}
+
+/// Scrubs JSON log lines inside their strings, not in the raw text: a secret as JSON escapes it
+/// (a `"` or `\` in a password) would not match the raw text, and replacing raw text could cut
+/// through the JSON's own quotes and leave a line no shipper can parse. A line that is not JSON
+/// (never expected) is scrubbed as text.
+fn scrub_json_lines(text: &str, secrets: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        match serde_json::from_str::<serde_json::Value>(body) {
+            Ok(mut value) => {
+                scrub_json(&mut value, secrets);
+                out.push_str(&value.to_string());
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            Err(_) => out.push_str(&camhub_media::redact::scrub_secrets(line, secrets)),
+        }
+    }
+    out
+}
+
+/// Replaces the secrets in every string (keys included) of a JSON value; a number that spells one
+/// becomes the string `***`.
+fn scrub_json(value: &mut serde_json::Value, secrets: &[String]) {
+    use camhub_media::redact::scrub_secrets;
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = scrub_secrets(s, secrets),
+        Value::Number(n) => {
+            let shown = n.to_string();
+            let clean = scrub_secrets(&shown, secrets);
+            if clean != shown {
+                *value = Value::String(clean);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, secrets)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                scrub_json(&mut v, secrets);
+                map.insert(scrub_secrets(&key, secrets), v);
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
     }
 }
 

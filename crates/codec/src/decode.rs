@@ -39,6 +39,7 @@ impl Codec {
 }
 
 /// What a decoder needs to know about a stream before its first packet.
+#[derive(Clone)]
 pub enum StreamParams {
     /// A known codec, with out-of-band parameter sets (avcC / hvcC) if the packets need them.
     /// Annex B streams with in-band SPS/PPS (retina's `FrameFormat::SIMPLE`) need none.

@@ -24,6 +24,10 @@ pub struct DemuxedPacket {
     pub pts: Option<i64>,
     /// When this packet is due, measured from the start of playback (loops included).
     pub due: Duration,
+    /// Decode time on a 90 kHz clock from the start of playback, increasing across loops.
+    pub dts_90k: i64,
+    /// Presentation time on the same clock (`dts_90k` plus the packet's pts - dts offset).
+    pub pts_90k: i64,
 }
 
 /// An open libavformat input.
@@ -189,11 +193,18 @@ impl Demuxer {
             };
             self.last_due = due;
             self.max_due = self.max_due.max(due);
+            let dts_90k = (due.as_secs_f64() * 90_000.0).round() as i64;
+            let reorder = match (packet.pts(), packet.dts()) {
+                (Some(p), Some(d)) => ((p - d) as f64 * self.time_base * 90_000.0).round() as i64,
+                _ => 0,
+            };
             return Ok(Some(DemuxedPacket {
                 data: data.to_vec(),
                 keyframe: packet.is_key(),
                 pts: ts,
                 due,
+                dts_90k,
+                pts_90k: dts_90k + reorder,
             }));
         }
     }

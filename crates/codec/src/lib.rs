@@ -3,12 +3,14 @@
 //! C. Everything here is synchronous and CPU-bound: callers run it on dedicated named threads, never
 //! on the async runtime.
 
+pub mod cputime;
 pub mod decode;
 pub mod demux;
 pub mod jpeg;
 pub mod picture;
 pub mod scale;
 
+pub use cputime::thread_cpu_time;
 pub use decode::{Codec, Decoder, StreamParams};
 pub use demux::{DemuxedPacket, Demuxer};
 pub use jpeg::{JpegDecoder, JpegEncoder};

@@ -7,4 +7,6 @@ pub mod draw;
 pub mod jpeg;
 pub mod multipart;
 pub mod redact;
+pub mod ring;
 pub mod size;
+pub mod timestamp;

@@ -101,8 +101,19 @@ pub fn fit_size(
     let an = u128::from(src_w) * u128::from(sar_n);
     let ad = u128::from(src_h) * u128::from(sar_d);
     // Native display size: the source height, the width corrected for non-square pixels.
-    let native_w = round_even(an, u128::from(sar_d));
-    let native_h = round_even(u128::from(src_h), 1);
+    let mut native_w = round_even(an, u128::from(sar_d));
+    let mut native_h = round_even(u128::from(src_h), 1);
+    // A pixel aspect ratio (or a size) from the camera must not make the display size, and so the
+    // pictures camhub allocates, unbounded: clamp it into MAX_DIMENSION, keeping the aspect.
+    let max = u128::from(MAX_DIMENSION);
+    if native_w > max {
+        native_h = round_even(native_h * max, native_w);
+        native_w = max;
+    }
+    if native_h > max {
+        native_w = round_even(native_w * max, native_h);
+        native_h = max;
+    }
     // Which side binds: width binds if req_w / aspect <= req_h, i.e. req_w * ad <= req_h * an.
     let by_width = match (req_w, req_h) {
         (None, None) => return Ok(finish(native_w, native_h)),
@@ -119,7 +130,7 @@ pub fn fit_size(
         }
     } else {
         let h = u128::from(req_h.unwrap_or(MAX_DIMENSION));
-        if h >= u128::from(src_h) {
+        if h >= native_h {
             (native_w, native_h)
         } else {
             (round_even(h * an, ad), round_even(h, 1))
@@ -161,6 +172,18 @@ mod tests {
             Ok((640, 360))
         );
         assert_eq!(fit_size(1920, 1080, SQ, None, None), Ok((1920, 1080)));
+    }
+
+    #[test]
+    fn an_absurd_pixel_aspect_cannot_make_a_huge_picture() {
+        // A camera claiming 255:1 pixels (or 1:255) gets a display size within MAX_DIMENSION.
+        let (w, h) = fit_size(1920, 1080, (255, 1), None, None).expect("fits");
+        assert_eq!(w, MAX_DIMENSION);
+        assert!((2..=1080).contains(&h), "{w}x{h}");
+        let (w, h) = fit_size(16384, 16384, (1, 255), None, None).expect("fits");
+        assert!(w <= MAX_DIMENSION && h <= MAX_DIMENSION, "{w}x{h}");
+        let (w, h) = fit_size(1920, 1080, (u32::MAX, 1), None, Some(16384)).expect("fits");
+        assert!(w <= MAX_DIMENSION && h <= MAX_DIMENSION, "{w}x{h}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use camhub_media::multipart::part_header;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::api::{raw, PictureQuery};
+use super::query::{raw, PictureQuery};
 use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
@@ -124,7 +124,7 @@ impl Viewer {
         if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
             let due = last + min;
             tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
+                _ = self.sub.pace_until(due) => {}
                 _ = self.shutdown.changed() => return None,
             }
             if self.sub.has_new() {
@@ -181,7 +181,7 @@ impl Viewer {
         }
         let (w, h) = self.last_size;
         tokio::task::spawn_blocking(move || {
-            crate::hub::pipeline::render_placeholder(w, h, &lines).ok()
+            crate::hub::render::render_placeholder(w, h, &lines).ok()
         })
         .await
         .ok()?

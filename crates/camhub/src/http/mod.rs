@@ -3,8 +3,10 @@
 //! code with a JSON `{ "error": ... }` body.
 
 pub mod api;
+pub mod error;
 pub mod metrics;
 pub mod mjpeg;
+pub mod query;
 pub mod serve;
 pub mod snapshot;
 pub mod web;

@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::Response;
 
-use super::api::{raw, PictureQuery};
+use super::query::{raw, PictureQuery};
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::status::Metrics;

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::AppState;
 use crate::hub::status::{Metrics, Status};
-use crate::hub::{Camera, Subscription, VariantKey};
+use crate::hub::{Camera, Subscription};
 
 /// Heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -128,9 +128,9 @@ fn subscribe(state: &AppState, text: &str, subs: &mut Vec<Sub>) -> Result<Vec<Me
     let mut out = Vec::new();
     for e in msg.subscribe {
         let result = state.hub.camera(&e.camera).and_then(|cam| {
-            let key = VariantKey::from_query(e.width, e.height, e.quality)?;
+            let key = super::query::variant_key(e.width, e.height, e.quality)?;
             if let Some(f) = e.fps {
-                super::api::check_fps(f)?;
+                super::query::check_fps(f)?;
             }
             Ok((cam.clone(), cam.subscribe(key)?))
         });

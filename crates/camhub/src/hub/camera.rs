@@ -4,39 +4,59 @@
 //! keeps it up. A failed or silent connection (the watchdog: no frame for `watchdog`) is retried
 //! forever with capped exponential back-off and jitter while anyone still wants the camera. All of
 //! it runs in one tokio task per camera, which only moves bytes; pixels are handled on the
-//! camera's decode thread ([`super::pipeline`]).
+//! camera's threads: the decode stage ([`super::pipeline`]) between the two taps ([`super::taps`]) and
+//! the JPEG variant encoder ([`super::encode`]), each running only while it has consumers.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use camhub_config::{Camera as CameraConfig, SourceKind, SourceSpec};
 use camhub_media::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
-use super::pipeline;
-use super::queue::FrameQueue;
+use super::encode::EncodeHandle;
+use super::pipeline::{DecodeHandle, Tick};
 use super::status::{Metrics, State, Status};
+use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
 use super::variants::{JpegFrame, VariantKey, Variants};
 use crate::error::Error;
-use crate::source::{OpenOptions, Source, SourceEvent};
+use crate::source::{OpenOptions, Source, SourceEvent, SourceOpener};
+use camhub_codec::{Codec, StreamParams};
 
 /// First retry delay after a failure.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest retry delay (before jitter).
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a stream must stay up before a later failure counts as a new problem (the back-off
+/// starts again from [`BACKOFF_INITIAL`]): a camera that drops every few seconds keeps backing off.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long decoding goes on after the last picture consumer left (capped by `idle_timeout`): a
+/// snapshot poller coming back every second or two finds pictures at once; a later one gets the
+/// cached GOP decoded.
+pub const DECODE_GRACE: Duration = Duration::from_secs(3);
 
 /// One camera: config, status, variants, counters, and the on-demand upstream.
 pub struct Camera {
     /// The camera's configuration.
     pub config: CameraConfig,
     /// JPEG variants and their latest frames.
-    pub variants: Variants,
+    pub variants: Arc<Variants>,
     /// Current status; subscribers are told of every change.
-    pub status: watch::Sender<Status>,
+    pub status: Arc<watch::Sender<Status>>,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// The packet tap: the camera's encoded access units.
+    pub packets: Arc<PacketTap>,
+    /// The decode stage and the picture tap it feeds.
+    pub decode: Arc<DecodeHandle>,
+    /// The JPEG variant encoder (the picture tap's first consumer).
+    encode: Arc<EncodeHandle>,
+    /// How connections are opened (real sources; tests may script one).
+    opener: SourceOpener,
     epoch: Instant,
     /// Milliseconds since `epoch` when a consumer last took a frame (or arrived).
     last_taken_ms: AtomicU64,
@@ -47,8 +67,6 @@ pub struct Camera {
     /// Live subscriptions (viewers).
     viewers: AtomicUsize,
     running: AtomicBool,
-    /// Source frame counter, shared by every variant.
-    pub(crate) seq: AtomicU64,
     /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
     queues: Mutex<Vec<Weak<ViewerBytes>>>,
     /// The failure last logged as a warning (repeats of it are logged at debug level).
@@ -59,8 +77,17 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// A camera in the idle state.
+    /// A camera in the idle state, connecting through the real sources.
     pub fn new(config: CameraConfig, max_variants: usize) -> Arc<Camera> {
+        Camera::with_opener(config, max_variants, SourceOpener::default())
+    }
+
+    /// A camera in the idle state whose connections `opener` makes.
+    pub fn with_opener(
+        config: CameraConfig,
+        max_variants: usize,
+        opener: SourceOpener,
+    ) -> Arc<Camera> {
         let substream = config.substream.clone().map(|spec| {
             let sub = CameraConfig {
                 id: format!("{}/sub", config.id),
@@ -70,21 +97,44 @@ impl Camera {
                 always_on: false,
                 ..config.clone()
             };
-            Camera::new(sub, max_variants)
+            Camera::with_opener(sub, max_variants, opener.clone())
         });
+        let status = Arc::new(watch::Sender::new(Status::default()));
+        let metrics = Arc::new(Metrics::default());
+        let packets = Arc::new(PacketTap::default());
+        let variants = Arc::new(Variants::new(max_variants));
+        let decode = Arc::new(DecodeHandle::new(
+            config.id.clone(),
+            packets.clone(),
+            Arc::new(PictureTap::default()),
+            matches!(config.source.kind, SourceKind::Demo { .. }),
+            status.clone(),
+            metrics.clone(),
+            config.decode_threads,
+            DECODE_GRACE.min(config.idle_timeout),
+        ));
+        let encode = Arc::new(EncodeHandle::new(
+            config.id.clone(),
+            variants.clone(),
+            decode.clone(),
+            metrics.clone(),
+        ));
         Arc::new(Camera {
             substream,
             config,
-            variants: Variants::new(max_variants),
-            status: watch::Sender::new(Status::default()),
-            metrics: Metrics::default(),
+            variants,
+            status,
+            metrics,
+            packets,
+            decode,
+            encode,
+            opener,
             epoch: Instant::now(),
             last_taken_ms: AtomicU64::new(0),
             last_frame_ms: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             viewers: AtomicUsize::new(0),
             running: AtomicBool::new(false),
-            seq: AtomicU64::new(0),
             queues: Mutex::new(Vec::new()),
             logged_error: Mutex::new(None),
         })
@@ -102,7 +152,39 @@ impl Camera {
 
     /// Sequence number of the newest picture this camera produced.
     pub fn latest_seq(&self) -> u64 {
-        self.seq.load(Ordering::Relaxed)
+        self.decode.pictures.latest_seq()
+    }
+
+    /// Subscribes to the picture tap (decoded pictures, newest only) and makes sure decoding and
+    /// the upstream run. The subscriber must [`Camera::touch`] the camera as it takes pictures, like
+    /// any consumer, or the upstream closes after `idle_timeout`.
+    pub fn subscribe_pictures(self: &Arc<Self>) -> PictureSubscriber {
+        let sub = self.decode.subscribe_pictures();
+        self.touch();
+        self.ensure_running();
+        sub
+    }
+
+    /// Subscribes to the packet tap with lag limit `max_lag` and makes sure the upstream runs. Never
+    /// causes a decode. The subscriber must [`Camera::touch`] the camera as it takes packets.
+    pub fn subscribe_packets(self: &Arc<Self>, max_lag: Duration) -> PacketSubscriber {
+        let sub = self.packets.subscribe(max_lag);
+        self.touch();
+        self.ensure_running();
+        sub
+    }
+
+    /// The source's picture size and pixel aspect, once a picture was seen.
+    fn geometry(&self) -> Option<((u32, u32), (u32, u32))> {
+        if let Some(f) = self.decode.pictures.peek() {
+            let sar = match &f.content {
+                FrameContent::Picture(p) => p.sar(),
+                FrameContent::Jpeg(_) => (1, 1),
+            };
+            return Some(((f.width, f.height), sar));
+        }
+        let s = self.status.borrow();
+        Some(((s.width?, s.height?), (1, 1)))
     }
 
     /// Live subscriptions of this stream alone (not its substream's), for `/metrics`.
@@ -174,9 +256,10 @@ impl Camera {
         if !Arc::ptr_eq(stream, self) {
             return stream.subscribe(key);
         }
-        let rx = self.variants.subscribe(key)?;
+        let rx = self.variants.subscribe(key, self.geometry())?;
         self.viewers.fetch_add(1, Ordering::Relaxed);
         self.touch();
+        self.encode.ensure_running();
         self.ensure_running();
         Ok(Subscription {
             camera: self.clone(),
@@ -345,10 +428,7 @@ impl Camera {
             camera: self.config.id.clone(),
             ..OpenOptions::default()
         };
-        let mut source = Source::open(spec, &opts).await.map_err(|e| e.0)?;
-        let queue = Arc::new(FrameQueue::new());
-        let thread = pipeline::spawn(self.clone(), queue.clone())
-            .map_err(|e| format!("cannot start decoding: {e}"))?;
+        let mut source = self.opener.open(spec, &opts).await.map_err(|e| e.0)?;
         // A camera polled every N seconds is silent for N seconds by design.
         let watchdog = match &spec.kind {
             SourceKind::Http {
@@ -360,30 +440,30 @@ impl Camera {
                 .max(*p + OpenOptions::default().connect_timeout),
             _ => self.config.watchdog,
         };
-        let result = self
-            .pump(&mut source, &queue, backoff, watchdog, &thread)
-            .await;
-        queue.close();
+        let result = self.pump(&mut source, backoff, watchdog).await;
         drop(source);
-        // The decode thread drains and exits on its own; don't block the runtime joining it.
-        drop(thread);
+        // Nothing of this connection may reach a consumer as the newest: the cached GOP and the
+        // last picture go with it.
+        self.packets.stop();
+        self.decode.pictures.clear();
         result
     }
 
-    /// Moves events from the source to the decode thread until failure or idleness.
+    /// Moves events from the source into the taps until failure or idleness.
     async fn pump(
         &self,
         source: &mut Source,
-        queue: &FrameQueue,
         backoff: &mut Backoff,
         watchdog: Duration,
-        decoder: &std::thread::JoinHandle<()>,
     ) -> Result<(), String> {
         let mut idle_check = tokio::time::interval(Duration::from_millis(500));
         let mut streaming = false;
+        let mut streaming_since = Instant::now();
+        let mut stable = false;
         let mut window_start = Instant::now();
         let mut window_frames = 0u32;
-        let mut warned_behind = false;
+        // Sources that send JPEGs have no parameters to announce: the first JPEG starts the stream.
+        let mut started = false;
         loop {
             // The same `next` future lives across idle checks: sources need not be cancel-safe.
             let next = source.next();
@@ -397,9 +477,6 @@ impl Camera {
                         return Err(format!("no frame for {}s while connected (watchdog)", watchdog.as_secs_f64()));
                     }
                     _ = idle_check.tick() => {
-                        if decoder.is_finished() {
-                            return Err("the decoder stopped unexpectedly (a bug: please report it with the log)".into());
-                        }
                         if !self.demanded() {
                             info!(
                                 "no consumer took a frame for {}s: closing the connection",
@@ -422,21 +499,18 @@ impl Camera {
                     streaming = true;
                     // The rate is measured between frames: the window opens at the first.
                     window_start = Instant::now();
+                    streaming_since = window_start;
                     window_frames = 0;
-                    backoff.reset();
                     self.set_state(State::Streaming, None, None);
                 }
+                if !stable && streaming_since.elapsed() >= STABLE_AFTER {
+                    // Only a stream that stayed up for a while resets the back-off: a camera
+                    // that fails a few seconds after every connect keeps backing off.
+                    stable = true;
+                    backoff.reset();
+                }
             }
-            let outcome = queue.push(ev);
-            Metrics::add(&self.metrics.frames_dropped, outcome.dropped as u64);
-            if outcome.overflowed && !warned_behind {
-                // Once per connection: the fix is the user's (a substream, or frame threads).
-                warned_behind = true;
-                warn!(
-                    "decoding cannot keep up with this camera: skipping to the next keyframe to stay live \
-                     (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
-                );
-            }
+            self.feed(ev, &mut started);
             let elapsed = window_start.elapsed();
             if elapsed >= Duration::from_secs(2) {
                 let fps = (f64::from(window_frames) / elapsed.as_secs_f64() * 10.0).round() / 10.0;
@@ -450,6 +524,80 @@ impl Camera {
             }
         }
     }
+}
+
+impl Camera {
+    /// Puts one source event into the taps.
+    fn feed(&self, ev: SourceEvent, started: &mut bool) {
+        let received = std::time::Instant::now();
+        match ev {
+            SourceEvent::Params(params) => {
+                self.set_codec(&params.codec_name());
+                self.packets.start(params);
+                *started = true;
+            }
+            SourceEvent::Packet {
+                data,
+                keyframe,
+                pts,
+                dts,
+            } => {
+                let (pts, dts) = match (pts, dts) {
+                    (Some(p), d) => (p, d.unwrap_or(p)),
+                    (None, Some(d)) => (d, d),
+                    (None, None) => (self.clock_90k(received), self.clock_90k(received)),
+                };
+                self.packets
+                    .push(data, keyframe, pts, dts, received, unix_ms_now());
+            }
+            SourceEvent::Jpeg(data) => {
+                if !*started {
+                    *started = true;
+                    self.set_codec("mjpeg");
+                    self.packets.start(StreamParams::Codec {
+                        codec: Codec::Mjpeg,
+                        extradata: None,
+                    });
+                }
+                let ts = self.clock_90k(received);
+                self.packets
+                    .push(data, true, ts, ts, received, unix_ms_now());
+            }
+            SourceEvent::Pattern {
+                frame_no,
+                unix_ms,
+                width,
+                height,
+            } => self.decode.ticks.put(Tick {
+                frame_no,
+                unix_ms,
+                width,
+                height,
+                received,
+            }),
+        }
+    }
+
+    /// Arrival time on the 90 kHz clock, for sources without timestamps (JPEG cameras).
+    fn clock_90k(&self, at: std::time::Instant) -> i64 {
+        let since = at.saturating_duration_since(self.epoch.into_std());
+        (since.as_micros() as i64).saturating_mul(9) / 100
+    }
+
+    fn set_codec(&self, codec: &str) {
+        self.status.send_if_modified(|s| {
+            let changed = s.codec.as_deref() != Some(codec);
+            s.codec = Some(codec.to_owned());
+            changed
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One viewer's bytes: produced for it by camhub versus accepted by the kernel on its connection.
@@ -502,6 +650,15 @@ impl Subscription {
         self.rx.changed().await.is_ok()
     }
 
+    /// Sleeps until `until` while counting as a consumer waiting for its next frame: a viewer that
+    /// paces itself (`fps=0.1`) keeps the camera open between its frames, however long they are
+    /// apart. A stalled viewer never gets here (it is stuck in a socket write), so it cannot.
+    pub async fn pace_until(&mut self, until: tokio::time::Instant) {
+        let _waiting = Waiting::new(&self.camera);
+        self.camera.ensure_running();
+        tokio::time::sleep_until(until).await;
+    }
+
     /// True if a frame newer than the last one seen is waiting.
     pub fn has_new(&self) -> bool {
         self.rx.has_changed().unwrap_or(false)
@@ -539,5 +696,182 @@ impl Drop for Waiting<'_> {
         self.0.waiting.fetch_sub(1, Ordering::SeqCst);
         // Leaving the wait (frame taken or gave up) also counts as activity.
         self.0.touch();
+    }
+}
+
+/// The lifecycle rules (idle close, back-off, flapping, watchdog, paced viewers) on tokio's paused
+/// clock, through a scripted source: each runs in milliseconds of real time.
+#[cfg(test)]
+mod lifecycle {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::source::{Source, SourceError, SourceEvent, SourceOpener};
+
+    fn camera(extra: &str, opener: SourceOpener) -> Arc<Camera> {
+        let toml =
+            format!("[[camera]]\nid = \"cam\"\nurl = \"http://127.0.0.1:9/stream\"\n{extra}\n");
+        let config = camhub_config::parse(&toml, "test.toml").expect("valid config");
+        Camera::with_opener(config.cameras[0].clone(), 4, opener)
+    }
+
+    /// A source that sends a (tiny, not decodable) JPEG every `period`, and fails after `fail_after`
+    /// frames (or never).
+    fn jpegs(period: Duration, fail_after: Option<usize>) -> Source {
+        let stream = futures::stream::unfold(0usize, move |n| async move {
+            tokio::time::sleep(period).await;
+            if fail_after.is_some_and(|f| n >= f) {
+                return Some((Err(SourceError("connection reset".into())), n + 1));
+            }
+            Some((
+                Ok(SourceEvent::Jpeg(Bytes::from_static(b"\xff\xd8\xff\xd9"))),
+                n + 1,
+            ))
+        });
+        Source::Scripted(stream.boxed())
+    }
+
+    fn counting(
+        opens: &Arc<AtomicUsize>,
+        make: impl Fn() -> Result<Source, SourceError> + Send + Sync + 'static,
+    ) -> SourceOpener {
+        let opens = opens.clone();
+        SourceOpener::scripted(move |_| {
+            opens.fetch_add(1, Ordering::SeqCst);
+            make()
+        })
+    }
+
+    fn state(cam: &Camera) -> State {
+        cam.status.borrow().state
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_upstream_closes_idle_timeout_after_the_last_consumer() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let cam = camera(
+            "idle_timeout = \"10s\"",
+            counting(&opens, || Ok(jpegs(Duration::from_millis(100), None))),
+        );
+        let sub = cam.subscribe_packets(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(state(&cam), State::Streaming);
+        drop(sub);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(state(&cam), State::Streaming, "closed before idle_timeout");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(state(&cam), State::Idle, "still open after idle_timeout");
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        assert!(
+            cam.packets.params().is_none(),
+            "the cached GOP outlived the connection"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_exponentially() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let cam = camera(
+            "always_on = true",
+            counting(&opens, || Err(SourceError("connection refused".into()))),
+        );
+        cam.ensure_running();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        // 1, 2, 4, 8, 16, 30, 30, 30 s (±50 %): about 8 attempts in two minutes, never one a second.
+        let n = opens.load(Ordering::SeqCst);
+        assert!((5..=14).contains(&n), "{n} attempts in 120 s");
+        assert_eq!(state(&cam), State::Retrying);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flapping_camera_keeps_backing_off() {
+        // Up for 2 s after every connect, then the connection drops: the back-off must not reset at
+        // the first frame, or it reconnects every second forever.
+        let opens = Arc::new(AtomicUsize::new(0));
+        let cam = camera(
+            "always_on = true",
+            counting(&opens, || Ok(jpegs(Duration::from_millis(100), Some(20)))),
+        );
+        cam.ensure_running();
+        tokio::time::sleep(Duration::from_secs(180)).await;
+        let n = opens.load(Ordering::SeqCst);
+        // Resetting at the first frame: one attempt per ~3.5 s (about 50). Backing off: about 9.
+        assert!(
+            n <= 15,
+            "{n} connects in 180 s: the back-off was reset by a flapping stream"
+        );
+        assert!(n >= 5, "{n}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_stays_up_resets_the_back_off() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        // Up for 40 s (longer than STABLE_AFTER) after every connect.
+        let cam = camera(
+            "always_on = true",
+            counting(&opens, || Ok(jpegs(Duration::from_millis(100), Some(400)))),
+        );
+        cam.ensure_running();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        // Every failure after a stable stream retries after ~1 s: one connect per ~41 s.
+        let n = opens.load(Ordering::SeqCst);
+        assert!((6..=9).contains(&n), "{n} connects in 300 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_camera_is_reconnected_by_the_watchdog() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let cam = camera(
+            "always_on = true\nwatchdog = \"5s\"",
+            counting(&opens, || {
+                let first = futures::stream::once(async {
+                    Ok(SourceEvent::Jpeg(Bytes::from_static(b"\xff\xd8\xff\xd9")))
+                });
+                Ok(Source::Scripted(
+                    first.chain(futures::stream::pending()).boxed(),
+                ))
+            }),
+        );
+        cam.ensure_running();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        assert_eq!(state(&cam), State::Streaming);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let s = cam.status.borrow().clone();
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("watchdog")),
+            "{s:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_pacing_itself_keeps_its_camera() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let cam = camera(
+            "idle_timeout = \"5s\"",
+            counting(&opens, || Ok(jpegs(Duration::from_millis(100), None))),
+        );
+        let mut sub = cam.subscribe(VariantKey::NATIVE).expect("subscribe");
+        // A viewer at fps=0.1: takes a frame, then waits 10 s for its next one, twice.
+        for _ in 0..2 {
+            sub.latest();
+            sub.pace_until(tokio::time::Instant::now() + Duration::from_secs(10))
+                .await;
+            assert_eq!(state(&cam), State::Streaming);
+        }
+        assert_eq!(
+            opens.load(Ordering::SeqCst),
+            1,
+            "closed and reopened between frames"
+        );
     }
 }

@@ -2,9 +2,11 @@
 //! it for cameras and subscriptions.
 
 pub mod camera;
+pub mod encode;
 pub mod pipeline;
-pub mod queue;
+pub mod render;
 pub mod status;
+pub mod taps;
 pub mod variants;
 
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ pub use status::{State, Status};
 pub use variants::{JpegFrame, VariantKey};
 
 use crate::error::{Error, ErrorKind};
+use crate::source::SourceOpener;
 
 /// All cameras of one camhub process.
 pub struct Hub {
@@ -28,10 +31,15 @@ pub struct Hub {
 impl Hub {
     /// Builds the cameras of `config` (all idle).
     pub fn new(config: &Config) -> Arc<Hub> {
+        Hub::with_opener(config, SourceOpener::default())
+    }
+
+    /// Builds the cameras of `config` (all idle), opening their connections through `opener`.
+    pub fn with_opener(config: &Config, opener: SourceOpener) -> Arc<Hub> {
         let cameras: Vec<Arc<Camera>> = config
             .cameras
             .iter()
-            .map(|c| Camera::new(c.clone(), config.server.max_variants))
+            .map(|c| Camera::with_opener(c.clone(), config.server.max_variants, opener.clone()))
             .collect();
         let by_id = cameras
             .iter()

@@ -1,211 +1,395 @@
-//! The decode thread of one camera session (`cam-{id}/decode`): takes events from the
-//! [`FrameQueue`], decodes only while some variant has subscribers, and encodes each subscribed
-//! JPEG variant once per source frame into its latest-value slot. JPEG sources are passed through
-//! byte-identical when a consumer wants them at native size, and otherwise decoded with
-//! libjpeg-turbo's scaled decoding. Nothing here runs on the async runtime.
+//! The decode stage of one camera stream (thread `cam-{id}/decode`): the packet tap's first
+//! subscriber and the picture tap's only producer. It runs while the picture tap has subscribers,
+//! and for [`DecodeHandle::grace`] after the last one left; a later subscriber gets its first
+//! picture fast because the packet tap hands the decoder the cached GOP from its last keyframe.
+//! Under backlog every packet is decoded (references!) but only the newest picture is published.
+//! JPEG cameras' JPEGs are published undecoded (consumers decode them at the scale they need); the
+//! demo camera's pictures are drawn here. Nothing here runs on the async runtime, and nothing here
+//! knows the camera beyond the narrow [`DecodeHandle`].
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use camhub_codec::{Decoder, JpegDecoder, JpegEncoder, Picture, Scaler, StreamParams};
-use camhub_media::draw::{self, Plane};
+use camhub_codec::{thread_cpu_time, Decoder, StreamParams};
 use camhub_media::jpeg::parse_jpeg_header;
-use camhub_media::size::fit_size;
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::camera::Camera;
-use super::queue::FrameQueue;
-use super::status::Metrics;
-use super::variants::{JpegFrame, VariantKey};
-use crate::source::SourceEvent;
+use super::render::render_pattern;
+use super::status::{Metrics, Status};
+use super::taps::{
+    Colour, Delivery, Frame, FrameContent, PacketSubscriber, PacketTap, PictureSubscriber,
+    PictureTap,
+};
 
-/// Starts the decode thread for one session. It exits when the queue is closed and drained.
-pub fn spawn(cam: Arc<Camera>, queue: Arc<FrameQueue>) -> std::io::Result<JoinHandle<()>> {
-    let name = format!("cam-{}/decode", cam.id());
-    let span = tracing::info_span!("camera", id = %cam.id());
-    std::thread::Builder::new().name(name).spawn(move || {
-        let _enter = span.enter();
-        let mut p = match Pipeline::new(cam) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!("cannot start the JPEG codec: {e}");
-                return;
-            }
-        };
-        p.run(&queue);
-    })
+/// The decoder's lag limit on the packet tap: a decoder that falls further behind than this skips
+/// to the newest keyframe (a freeze, never seconds of lag).
+pub const DECODER_MAX_LAG: Duration = Duration::from_secs(1);
+/// Longest picture side camhub decodes: an SPS (or a bug) claiming more is refused with a status
+/// reason instead of making camhub allocate gigabytes.
+pub const MAX_PICTURE_SIDE: u32 = 16384;
+/// Most pixels in one decoded picture (8K UHD is 33 Mpx).
+pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
+
+/// One tick of the demo camera: the decode thread draws frame `frame_no`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    /// Frame number, from 0.
+    pub frame_no: u64,
+    /// Wall-clock time of the tick, ms since the Unix epoch (drawn as the clock).
+    pub unix_ms: u64,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// When it happened.
+    pub received: Instant,
 }
 
-struct Pipeline {
-    cam: Arc<Camera>,
+/// Latest-value hand-off of demo ticks to the decode thread (the demo has no packets).
+#[derive(Default)]
+pub struct TickSlot {
+    slot: Mutex<Option<Tick>>,
+    cond: Condvar,
+}
+
+impl TickSlot {
+    /// Replaces any tick not taken yet.
+    pub fn put(&self, tick: Tick) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tick);
+        self.cond.notify_all();
+    }
+
+    fn take(&self, timeout: Duration) -> Option<Tick> {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            g = self
+                .cond
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        g.take()
+    }
+}
+
+/// Everything the decode thread of one stream may touch: its taps, status and counters.
+pub struct DecodeHandle {
+    /// Camera (or `ID/sub`) id, for thread names and logs.
+    pub id: String,
+    /// Where packets come from.
+    pub packets: Arc<PacketTap>,
+    /// Where pictures go.
+    pub pictures: Arc<PictureTap>,
+    /// Demo ticks (used instead of packets when `demo`).
+    pub ticks: TickSlot,
+    /// The stream draws a test pattern instead of decoding packets.
+    pub demo: bool,
+    /// Status (codec, size, reason).
+    pub status: Arc<watch::Sender<Status>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// FFmpeg threads (the camera's `decode_threads`).
+    pub decode_threads: usize,
+    /// How long decoding goes on after the last picture subscriber left.
+    pub grace: Duration,
+    running: AtomicBool,
+}
+
+impl DecodeHandle {
+    /// A handle for a stream whose decode thread is not running.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        packets: Arc<PacketTap>,
+        pictures: Arc<PictureTap>,
+        demo: bool,
+        status: Arc<watch::Sender<Status>>,
+        metrics: Arc<Metrics>,
+        decode_threads: usize,
+        grace: Duration,
+    ) -> DecodeHandle {
+        DecodeHandle {
+            id,
+            packets,
+            pictures,
+            ticks: TickSlot::default(),
+            demo,
+            status,
+            metrics,
+            decode_threads,
+            grace,
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Subscribes to the picture tap and makes sure decoding runs.
+    pub fn subscribe_pictures(self: &Arc<Self>) -> PictureSubscriber {
+        let sub = self.pictures.subscribe();
+        self.ensure_running();
+        sub
+    }
+
+    /// True while the decode thread runs.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Starts the decode thread unless it runs already.
+    pub fn ensure_running(self: &Arc<Self>) {
+        if self.running.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let h = self.clone();
+        let span = tracing::info_span!("camera", id = %self.id);
+        let spawned = std::thread::Builder::new()
+            .name(format!("cam-{}/decode", self.id))
+            .spawn(move || {
+                let _enter = span.enter();
+                loop {
+                    Decode::new(&h).run();
+                    h.running.store(false, Ordering::SeqCst);
+                    // A subscriber that arrived while this thread was deciding to stop saw
+                    // `running` set and did not start one: check again.
+                    if h.pictures.subscribers() == 0 || h.running.swap(true, Ordering::SeqCst) {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!("cannot start the decode thread: {e}");
+            self.running.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The decode thread's state for one run.
+struct Decode<'a> {
+    h: &'a DecodeHandle,
     decoder: Option<Decoder>,
-    jpeg_decoder: JpegDecoder,
-    encoder: JpegEncoder,
-    scalers: HashMap<VariantKey, Scaler>,
-    /// The newest picture, kept so a variant that appears between frames is served at once.
-    last: Option<(Picture, Instant, u64)>,
+    /// Generation of the parameters the decoder was opened with.
     generation: u64,
+    /// The codec is JPEG: publish JPEGs without decoding.
+    jpeg: bool,
     await_keyframe: bool,
     decode_errors: u64,
-    /// The newest JPEG from a JPEG camera, for variants that appear between its frames.
-    last_jpeg: Option<(Bytes, Instant, u64)>,
-    /// When a variant last had subscribers (None: never in this session).
-    last_wanted: Option<Instant>,
+    warned_behind: bool,
+    /// A size the decoder refused, so it is reported once.
+    refused: Option<(u32, u32)>,
 }
 
-impl Pipeline {
-    fn new(cam: Arc<Camera>) -> Result<Pipeline, camhub_codec::CodecError> {
-        Ok(Pipeline {
-            generation: cam.variants.generation(),
-            cam,
+impl<'a> Decode<'a> {
+    fn new(h: &'a DecodeHandle) -> Decode<'a> {
+        Decode {
+            h,
             decoder: None,
-            jpeg_decoder: JpegDecoder::new()?,
-            encoder: JpegEncoder::new()?,
-            scalers: HashMap::new(),
-            last: None,
-            await_keyframe: false,
+            generation: 0,
+            jpeg: false,
+            await_keyframe: true,
             decode_errors: 0,
-            last_wanted: None,
-            last_jpeg: None,
-        })
+            warned_behind: false,
+            refused: None,
+        }
     }
 
-    fn run(&mut self, queue: &FrameQueue) {
+    /// Decodes until nobody has wanted pictures for the grace period, then forgets the last
+    /// picture (it stops being the newest the camera shows).
+    fn run(&mut self) {
+        let mut sub = (!self.h.demo).then(|| self.h.packets.subscribe(DECODER_MAX_LAG));
+        let mut unwanted_since: Option<Instant> = None;
         loop {
-            match queue.pop(Duration::from_millis(100)) {
-                Err(()) => return,
-                Ok(None) => {}
-                Ok(Some((ev, received))) => self.handle(ev, received, queue),
+            if self.h.pictures.subscribers() > 0 {
+                unwanted_since = None;
+            } else if unwanted_since.get_or_insert_with(Instant::now).elapsed() >= self.h.grace {
+                break;
             }
-            // A new variant appeared: serve it from the last picture now rather than at the next frame.
-            let generation = self.cam.variants.generation();
-            if generation != self.generation {
-                self.generation = generation;
-                if let Some((pic, received, seq)) = self.last.take() {
-                    self.encode_variants(&pic, received, seq, true);
-                    self.last = Some((pic, received, seq));
-                } else if let Some((jpeg, received, seq)) = self.last_jpeg.clone() {
-                    // A JPEG camera polled every few seconds: don't make a new size wait for the
-                    // next poll when the newest JPEG is at hand.
-                    if received.elapsed() < self.cam.config.idle_timeout {
-                        self.jpeg_variants(&jpeg, received, seq, true);
+            match sub.as_mut() {
+                Some(sub) => {
+                    if let Some(d) = sub.next_timeout(Duration::from_millis(100)) {
+                        self.packet(d, sub);
+                    }
+                }
+                None => {
+                    if let Some(tick) = self.h.ticks.take(Duration::from_millis(100)) {
+                        self.tick(tick);
                     }
                 }
             }
         }
+        self.h.pictures.clear();
     }
 
-    fn handle(&mut self, ev: SourceEvent, received: Instant, queue: &FrameQueue) {
-        match ev {
-            SourceEvent::Params(params) => self.open_decoder(params),
-            SourceEvent::Packet {
-                data,
-                keyframe,
-                pts,
-            } => {
-                if !self.pixels_wanted() {
-                    // Nobody needs pixels: skip decoding, and restart cleanly at a keyframe.
-                    Metrics::add(&self.cam.metrics.frames_dropped, 1);
-                    self.await_keyframe = true;
-                    return;
-                }
-                if self.await_keyframe && !keyframe {
-                    Metrics::add(&self.cam.metrics.frames_dropped, 1);
-                    return;
-                }
-                self.await_keyframe = false;
-                let Some(decoder) = self.decoder.as_mut() else {
-                    return;
-                };
-                let t = Instant::now();
-                let result = decoder.decode(&data, pts);
-                Metrics::add(&self.cam.metrics.decode_ns, t.elapsed().as_nanos() as u64);
-                match result {
-                    Ok(pictures) => {
-                        let n = pictures.len();
-                        for (i, pic) in pictures.into_iter().enumerate() {
-                            // Under backlog, decode everything (references!) but encode only the newest.
-                            let behind = queue.len() > 2 || i + 1 < n;
-                            self.picture(pic, received, behind);
-                        }
-                    }
-                    Err(e) => {
-                        self.decode_errors += 1;
-                        if self.decode_errors == 1 || self.decode_errors.is_multiple_of(100) {
-                            debug!(errors = self.decode_errors, "decode error: {e}");
-                        }
-                    }
-                }
-            }
-            SourceEvent::Jpeg(jpeg) => self.jpeg(jpeg, received),
-            SourceEvent::Pattern {
-                frame_no,
-                unix_ms,
-                width,
-                height,
-            } => {
-                if !self.pixels_wanted() {
-                    return;
-                }
-                self.cam.status.send_if_modified(|s| {
-                    let changed = s.codec.as_deref() != Some("demo");
-                    s.codec = Some("demo".into());
-                    changed
-                });
-                match render_pattern(width, height, frame_no, unix_ms, self.cam.id()) {
-                    Ok(pic) => self.picture(pic, received, false),
-                    Err(e) => warn!("cannot draw the test pattern: {e}"),
-                }
-            }
-        }
-    }
-
-    /// True while a variant has subscribers, and for `idle_timeout` after the last one left: a
-    /// snapshot poller that comes back every few seconds must not wait for the next keyframe
-    /// (which some cameras send only every 10 s or more) each time.
-    ///
-    /// When false, the frame at hand is not turned into a picture, so the last picture stops
-    /// being the newest: it is dropped here, for every kind of source, so that a newcomer never
-    /// gets it.
-    fn pixels_wanted(&mut self) -> bool {
-        if self.cam.variants.wanted() {
-            self.last_wanted = Some(Instant::now());
-            return true;
-        }
-        let wanted = self
-            .last_wanted
-            .is_some_and(|t| t.elapsed() < self.cam.config.idle_timeout);
-        if !wanted {
-            self.last = None;
-        }
-        wanted
-    }
-
-    fn open_decoder(&mut self, params: StreamParams) {
-        let codec = params.codec_name();
-        self.cam.status.send_if_modified(|s| {
-            let changed = s.codec.as_deref() != Some(codec.as_str());
-            s.codec = Some(codec.clone());
+    fn tick(&mut self, t: Tick) {
+        self.h.status.send_if_modified(|s| {
+            let changed = s.codec.as_deref() != Some("demo");
+            s.codec = Some("demo".into());
             changed
         });
-        match Decoder::new(&params, self.cam.config.decode_threads) {
-            Ok(d) => {
-                self.decoder = Some(d);
-                self.await_keyframe = true;
+        let cpu = thread_cpu_time();
+        match render_pattern(t.width, t.height, t.frame_no, t.unix_ms, &self.h.id) {
+            Ok(pic) => {
+                Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));
+                self.publish(
+                    FrameContent::Picture(pic),
+                    t.width,
+                    t.height,
+                    t.received,
+                    t.unix_ms,
+                    None,
+                );
+            }
+            Err(e) => warn!("cannot draw the test pattern: {e}"),
+        }
+    }
+
+    fn packet(&mut self, d: Delivery, sub: &PacketSubscriber) {
+        let p = d.packet;
+        if p.generation != self.generation {
+            self.open(p.generation);
+        } else if d.skipped > 0 {
+            Metrics::add(&self.h.metrics.frames_dropped, d.skipped);
+            if !self.warned_behind && self.decoder.is_some() {
+                // Once per run: the fix is the user's (a substream, or frame threads).
+                self.warned_behind = true;
+                warn!(
+                    "decoding cannot keep up with this camera: skipping to the next keyframe to stay live \
+                     (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
+                );
+            }
+        }
+        if p.generation != self.generation {
+            return; // a packet of a stream that is already gone
+        }
+        if self.jpeg {
+            match parse_jpeg_header(&p.data) {
+                Ok(info) => self.publish(
+                    FrameContent::Jpeg(p.data.clone()),
+                    info.width,
+                    info.height,
+                    p.received,
+                    p.unix_ms,
+                    Some(p.pts),
+                ),
+                Err(e) => {
+                    debug!("skipping a damaged JPEG from the camera: {e}");
+                    Metrics::add(&self.h.metrics.frames_dropped, 1);
+                }
+            }
+            return;
+        }
+        if self.await_keyframe && !p.keyframe {
+            Metrics::add(&self.h.metrics.frames_dropped, 1);
+            return;
+        }
+        self.await_keyframe = false;
+        let Some(decoder) = self.decoder.as_mut() else {
+            return;
+        };
+        let cpu = thread_cpu_time();
+        let result = decoder.decode(&p.data, Some(p.pts));
+        Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));
+        match result {
+            Ok(pictures) => {
+                let n = pictures.len();
+                for (i, pic) in pictures.into_iter().enumerate() {
+                    let (w, h) = (pic.width(), pic.height());
+                    if !self.size_ok(w, h) {
+                        continue;
+                    }
+                    // Under backlog (replaying the cached GOP included) decode everything but
+                    // publish only the newest picture.
+                    if i + 1 < n || sub.pending() > 2 {
+                        Metrics::add(&self.h.metrics.frames_dropped, 1);
+                        continue;
+                    }
+                    let colour = Some(Colour {
+                        full_range: pic.is_full_range(),
+                    });
+                    self.h.packets.note_picture(self.generation, (w, h), colour);
+                    self.publish(
+                        FrameContent::Picture(pic),
+                        w,
+                        h,
+                        p.received,
+                        p.unix_ms,
+                        Some(p.pts),
+                    );
+                }
             }
             Err(e) => {
-                warn!("cannot decode {codec}: {e}");
-                self.decoder = None;
+                self.decode_errors += 1;
+                if self.decode_errors == 1 || self.decode_errors.is_multiple_of(100) {
+                    debug!(errors = self.decode_errors, "decode error: {e}");
+                }
             }
         }
     }
 
-    fn note_size(&self, width: u32, height: u32) {
-        self.cam.status.send_if_modified(|s| {
+    /// False (and reported once as the status reason) for a picture too large to handle.
+    fn size_ok(&mut self, w: u32, h: u32) -> bool {
+        if w <= MAX_PICTURE_SIDE
+            && h <= MAX_PICTURE_SIDE
+            && u64::from(w) * u64::from(h) <= MAX_PICTURE_PIXELS
+        {
+            return true;
+        }
+        if self.refused != Some((w, h)) {
+            self.refused = Some((w, h));
+            let reason = format!(
+                "the camera sends {w}x{h} pictures, more than camhub handles ({MAX_PICTURE_SIDE} per side, {} Mpx); choose a smaller stream",
+                MAX_PICTURE_PIXELS / 1_000_000
+            );
+            warn!("{reason}");
+            self.h.status.send_modify(|s| s.last_error = Some(reason));
+        }
+        Metrics::add(&self.h.metrics.frames_dropped, 1);
+        false
+    }
+
+    /// Opens the decoder for the tap's current parameters.
+    fn open(&mut self, generation: u64) {
+        self.decoder = None;
+        self.jpeg = false;
+        self.await_keyframe = true;
+        self.warned_behind = false;
+        let Some(params) = self.h.packets.params() else {
+            return;
+        };
+        if params.generation != generation {
+            return; // parameters moved on already; the packets of the new ones will follow
+        }
+        self.generation = generation;
+        if matches!(
+            params.decoder,
+            StreamParams::Codec {
+                codec: camhub_codec::Codec::Mjpeg,
+                ..
+            }
+        ) {
+            self.jpeg = true;
+            return;
+        }
+        match Decoder::new(&params.decoder, self.h.decode_threads) {
+            Ok(d) => self.decoder = Some(d),
+            Err(e) => {
+                let reason = format!("cannot decode {}: {e}", params.codec);
+                warn!("{reason}");
+                self.h.status.send_modify(|s| s.last_error = Some(reason));
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        content: FrameContent,
+        width: u32,
+        height: u32,
+        received: Instant,
+        unix_ms: u64,
+        pts: Option<i64>,
+    ) {
+        self.h.status.send_if_modified(|s| {
             let changed = s.width != Some(width) || s.height != Some(height);
             if changed && s.width.is_some() {
                 debug!("resolution changed to {width}x{height}");
@@ -214,295 +398,20 @@ impl Pipeline {
             s.height = Some(height);
             changed
         });
-    }
-
-    fn picture(&mut self, pic: Picture, received: Instant, behind: bool) {
-        let seq = self.cam.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        self.note_size(pic.width(), pic.height());
-        if behind {
-            Metrics::add(&self.cam.metrics.frames_dropped, 1);
-        } else {
-            self.encode_variants(&pic, received, seq, false);
-        }
-        self.last = Some((pic, received, seq));
-    }
-
-    /// Encodes every subscribed variant (or, with `only_new`, those that have no frame yet).
-    fn encode_variants(&mut self, pic: &Picture, received: Instant, seq: u64, only_new: bool) {
-        let unix_ms = unix_ms_at(received);
-        for (key, slot) in self.cam.variants.active() {
-            if only_new && slot.borrow().is_some() {
-                continue;
-            }
-            let Ok((w, h)) = fit_size(pic.width(), pic.height(), pic.sar(), key.width, key.height)
-            else {
-                continue;
-            };
-            let t = Instant::now();
-            let encoded = if (w, h) == (pic.width(), pic.height()) && pic.is_jpeg_ready() {
-                self.encoder.encode(pic, key.effective_quality())
-            } else {
-                let scaler = self.scalers.entry(key).or_default();
-                scaler
-                    .scale(pic, w, h)
-                    .and_then(|scaled| self.encoder.encode(&scaled, key.effective_quality()))
-            };
-            Metrics::add(&self.cam.metrics.encode_ns, t.elapsed().as_nanos() as u64);
-            match encoded {
-                Ok(data) => {
-                    Metrics::add(&self.cam.metrics.frames_encoded, 1);
-                    slot.send_replace(Some(Arc::new(JpegFrame::new(
-                        seq, data, w, h, received, unix_ms,
-                    ))));
-                }
-                Err(e) => debug!("encoding {w}x{h} failed: {e}"),
-            }
-        }
-    }
-
-    /// A JPEG from the camera: pass through where the native size is wanted, decode (scaled) for the rest.
-    fn jpeg(&mut self, jpeg: Bytes, received: Instant) {
-        let seq = self.cam.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        self.last_jpeg = Some((jpeg.clone(), received, seq));
-        self.jpeg_variants(&jpeg, received, seq, false);
-    }
-
-    /// Serves the subscribed variants (with `only_new`, those without a frame yet) from one camera
-    /// JPEG.
-    fn jpeg_variants(&mut self, jpeg: &Bytes, received: Instant, seq: u64, only_new: bool) {
-        let active: Vec<_> = self
-            .cam
-            .variants
-            .active()
-            .into_iter()
-            .filter(|(_, slot)| !only_new || slot.borrow().is_none())
-            .collect();
-        if active.is_empty() {
-            return;
-        }
-        let info = match parse_jpeg_header(jpeg) {
-            Ok(i) => i,
-            Err(e) => {
-                debug!("skipping a damaged JPEG from the camera: {e}");
-                Metrics::add(&self.cam.metrics.frames_dropped, 1);
-                return;
-            }
+        let frame = Frame {
+            seq: self.h.pictures.next_seq(),
+            received,
+            unix_ms,
+            pts,
+            width,
+            height,
+            content,
         };
-        self.note_size(info.width, info.height);
-        self.cam.status.send_if_modified(|s| {
-            let changed = s.codec.as_deref() != Some("mjpeg");
-            s.codec = Some("mjpeg".into());
-            changed
-        });
-        let unix_ms = unix_ms_at(received);
-        let mut need_pixels: Option<(u32, u32)> = None;
-        for (key, slot) in &active {
-            let native = fit_size(info.width, info.height, (1, 1), key.width, key.height)
-                .is_ok_and(|wh| wh == (info.width, info.height));
-            if native && key.quality.is_none() {
-                slot.send_replace(Some(Arc::new(JpegFrame::new(
-                    seq,
-                    jpeg.clone(),
-                    info.width,
-                    info.height,
-                    received,
-                    unix_ms,
-                ))));
-            } else if let Ok((w, h)) =
-                fit_size(info.width, info.height, (1, 1), key.width, key.height)
-            {
-                let (mw, mh) = need_pixels.unwrap_or((0, 0));
-                need_pixels = Some((mw.max(w), mh.max(h)));
-            }
-        }
-        let Some((min_w, min_h)) = need_pixels else {
-            return;
-        };
-        let t = Instant::now();
-        let decoded = self.jpeg_decoder.decode(jpeg, min_w, min_h);
-        Metrics::add(&self.cam.metrics.decode_ns, t.elapsed().as_nanos() as u64);
-        match decoded {
-            Ok(pic) => {
-                // Variants are chosen against the camera's native size, not the scaled decode's.
-                self.encode_jpeg_variants(&pic, &info, received, seq, &active);
-                self.last = None;
-            }
-            Err(e) => debug!("cannot decode a JPEG from the camera: {e}"),
-        }
-    }
-
-    fn encode_jpeg_variants(
-        &mut self,
-        pic: &Picture,
-        info: &camhub_media::jpeg::JpegInfo,
-        received: Instant,
-        seq: u64,
-        targets: &[(VariantKey, super::variants::Slot)],
-    ) {
-        let unix_ms = unix_ms_at(received);
-        for (key, slot) in targets {
-            let key = *key;
-            let Ok((w, h)) = fit_size(info.width, info.height, (1, 1), key.width, key.height)
-            else {
-                continue;
-            };
-            if (w, h) == (info.width, info.height) && key.quality.is_none() {
-                continue; // passed through already
-            }
-            let t = Instant::now();
-            let scaler = self.scalers.entry(key).or_default();
-            let encoded = scaler
-                .scale(pic, w, h)
-                .and_then(|s| self.encoder.encode(&s, key.effective_quality()));
-            Metrics::add(&self.cam.metrics.encode_ns, t.elapsed().as_nanos() as u64);
-            match encoded {
-                Ok(data) => {
-                    Metrics::add(&self.cam.metrics.frames_encoded, 1);
-                    slot.send_replace(Some(Arc::new(JpegFrame::new(
-                        seq, data, w, h, received, unix_ms,
-                    ))));
-                }
-                Err(e) => debug!("encoding {w}x{h} failed: {e}"),
-            }
-        }
+        self.h.pictures.publish(Arc::new(frame));
     }
 }
 
-fn unix_ms_at(at: Instant) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    now.saturating_sub(at.elapsed().as_millis() as u64)
-}
-
-/// Draws the demo camera's test pattern for one frame.
-fn render_pattern(
-    width: u32,
-    height: u32,
-    frame_no: u64,
-    unix_ms: u64,
-    id: &str,
-) -> Result<Picture, camhub_codec::CodecError> {
-    let mut pic = Picture::new_yuv420_full(width, height)?;
-    let label = format!("{id}  #{frame_no:06}  {}", format_utc(unix_ms));
-    let [(y, ys, yw, yh), (u, us, uw, uh), (v, vs, vw, vh)] = pic.planes_mut();
-    draw::test_pattern(
-        &mut Plane {
-            data: y,
-            stride: ys,
-            width: yw,
-            height: yh,
-        },
-        &mut Plane {
-            data: u,
-            stride: us,
-            width: uw,
-            height: uh,
-        },
-        &mut Plane {
-            data: v,
-            stride: vs,
-            width: vw,
-            height: vh,
-        },
-        frame_no,
-        &label,
-    );
-    Ok(pic)
-}
-
-/// Renders a grey placeholder JPEG with centred text lines ("reconnecting…", the reason), for viewers
-/// of a camera that is not streaming: a silent link must never look like a still scene.
-pub fn render_placeholder(
-    width: u32,
-    height: u32,
-    lines: &[String],
-) -> Result<Bytes, camhub_codec::CodecError> {
-    let (width, height) = ((width.max(64) / 2) * 2, (height.max(48) / 2) * 2);
-    let mut pic = Picture::new_yuv420_full(width, height)?;
-    let [(y, ys, yw, yh), (u, us, uw, uh), (v, vs, vw, vh)] = pic.planes_mut();
-    let mut yp = Plane {
-        data: y,
-        stride: ys,
-        width: yw,
-        height: yh,
-    };
-    draw::fill_rect(&mut yp, 0, 0, yw as i64, yh as i64, 48);
-    draw::fill_rect(
-        &mut Plane {
-            data: u,
-            stride: us,
-            width: uw,
-            height: uh,
-        },
-        0,
-        0,
-        uw as i64,
-        uh as i64,
-        128,
-    );
-    draw::fill_rect(
-        &mut Plane {
-            data: v,
-            stride: vs,
-            width: vw,
-            height: vh,
-        },
-        0,
-        0,
-        vw as i64,
-        vh as i64,
-        128,
-    );
-    let longest = lines
-        .iter()
-        .map(|l| draw::text_width(l, 1))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let scale = ((i64::from(width) * 9 / 10) / longest).clamp(1, 6) as u32;
-    let line_h = 10 * i64::from(scale);
-    let mut top = (i64::from(height) - line_h * lines.len() as i64) / 2;
-    for line in lines {
-        let w = draw::text_width(line, scale);
-        draw::draw_text(&mut yp, (i64::from(width) - w) / 2, top, scale, line, 230);
-        top += line_h;
-    }
-    let mut enc = JpegEncoder::new()?;
-    enc.encode(&pic, 70)
-}
-
-/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC (no time-zone database needed).
-pub fn format_utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_utc(1_795_310_645_120), "2026-11-22 01:24:05.120");
-        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00.000");
-    }
+/// Nanoseconds of this thread's CPU time since `start` (a [`thread_cpu_time`] reading).
+pub fn cpu_since(start: Duration) -> u64 {
+    thread_cpu_time().saturating_sub(start).as_nanos() as u64
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use camhub_media::size::fit_size;
 use tokio::sync::watch;
 
 use crate::error::{Error, ErrorKind};
@@ -38,44 +39,44 @@ impl VariantKey {
         quality: None,
     };
 
-    /// Validates query parameters into a key: sizes 2..=16384, quality 1..=100.
-    pub fn from_query(
-        width: Option<u32>,
-        height: Option<u32>,
-        quality: Option<u32>,
-    ) -> Result<VariantKey, Error> {
-        for (name, v) in [("width", width), ("height", height)] {
-            if let Some(v) = v {
-                if !(2..=16384).contains(&v) {
-                    return Err(Error::new(
-                        ErrorKind::BadRequest,
-                        format!("{name}={v} is out of range: use 2 to 16384 (pictures are never upscaled), or leave it out for the native size"),
-                    ));
-                }
-            }
-        }
-        let quality = match quality {
-            None => None,
-            Some(q @ 1..=100) => Some(q as u8),
-            Some(q) => {
-                return Err(Error::new(
-                    ErrorKind::BadRequest,
-                    format!(
-                        "quality={q} is out of range: use 1 to 100 (default {DEFAULT_QUALITY})"
-                    ),
-                ))
-            }
-        };
-        Ok(VariantKey {
-            width,
-            height,
-            quality,
-        })
-    }
-
     /// The quality to encode at.
     pub fn effective_quality(&self) -> u8 {
         self.quality.unwrap_or(DEFAULT_QUALITY)
+    }
+
+    /// The picture this request comes out as from a `native`-sized source with pixel aspect `sar`.
+    /// Requests that differ only in how they were written (`width=640` and `width=641` on a
+    /// 1280x720 camera, `quality=80` and none) have the same output.
+    pub fn output(&self, native: (u32, u32), sar: (u32, u32)) -> Option<Output> {
+        let (width, height) = fit_size(native.0, native.1, sar, self.width, self.height).ok()?;
+        Some(Output {
+            width,
+            height,
+            quality: self.effective_quality(),
+        })
+    }
+}
+
+/// A variant as the picture it produces: size and quality. One encode per output per frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Output {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// JPEG quality.
+    pub quality: u8,
+}
+
+impl Output {
+    /// The source's own size.
+    pub fn is_native(&self, native: (u32, u32)) -> bool {
+        (self.width, self.height) == native
+    }
+
+    /// A JPEG source's own JPEG serves it as it is: native size at the default quality.
+    pub fn is_passthrough(&self, native: (u32, u32)) -> bool {
+        self.is_native(native) && self.quality == DEFAULT_QUALITY
     }
 }
 
@@ -144,9 +145,12 @@ impl Variants {
 
     /// Subscribes to `key`, creating the variant if needed. Variants nobody subscribes to any more are
     /// dropped first, so the cap counts only live ones.
+    /// With the source's size and pixel aspect known (`native`), the cap counts distinct outputs:
+    /// requests that come out as the same picture take one place.
     pub fn subscribe(
         &self,
         key: VariantKey,
+        native: Option<((u32, u32), (u32, u32))>,
     ) -> Result<watch::Receiver<Option<Arc<JpegFrame>>>, Error> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = map.get(&key) {
@@ -159,13 +163,24 @@ impl Variants {
             return Ok(slot.subscribe());
         }
         map.retain(|_, slot| slot.receiver_count() > 0);
-        if map.len() >= self.max {
+        let output = |k: &VariantKey| native.and_then(|(wh, sar)| k.output(wh, sar));
+        let mut outputs: Vec<Option<Output>> = Vec::new();
+        let mut distinct = 0;
+        for k in map.keys() {
+            let o = output(k);
+            if o.is_none() || !outputs.contains(&o) {
+                distinct += 1;
+                outputs.push(o);
+            }
+        }
+        let shares = output(&key).is_some_and(|o| outputs.contains(&Some(o)));
+        if !shares && distinct >= self.max {
             let live: Vec<String> = map.keys().map(describe).collect();
             return Err(Error::new(
                 ErrorKind::TooMany,
                 format!(
                     "this camera already serves {} distinct size/quality variants (the limit, server.max_variants): {}; request one of those or raise the limit",
-                    map.len(),
+                    distinct,
                     live.join(", ")
                 ),
             ));
@@ -221,26 +236,50 @@ mod tests {
             height: None,
             quality: None,
         };
-        let a = v.subscribe(k(100)).expect("first");
-        let _b = v.subscribe(k(200)).expect("second");
-        let err = v.subscribe(k(300)).expect_err("third is over the cap");
+        let a = v.subscribe(k(100), None).expect("first");
+        let _b = v.subscribe(k(200), None).expect("second");
+        let err = v
+            .subscribe(k(300), None)
+            .expect_err("third is over the cap");
         assert_eq!(err.kind, ErrorKind::TooMany);
         assert!(err.message.contains("100x"), "{}", err.message);
         // Same key again is always fine.
-        let _a2 = v.subscribe(k(100)).expect("existing key");
+        let _a2 = v.subscribe(k(100), None).expect("existing key");
         drop(a);
         drop(_a2);
-        v.subscribe(k(300))
+        v.subscribe(k(300), None)
             .expect("a dropped variant frees its place");
     }
 
     #[test]
-    fn query_validation() {
-        assert!(VariantKey::from_query(Some(0), None, None).is_err());
-        assert!(VariantKey::from_query(Some(100_000), None, None).is_err());
-        assert!(VariantKey::from_query(None, None, Some(0)).is_err());
-        assert!(VariantKey::from_query(None, None, Some(101)).is_err());
-        let k = VariantKey::from_query(Some(640), None, Some(50)).expect("valid");
-        assert_eq!(k.effective_quality(), 50);
+    fn a_variant_is_the_picture_it_produces() {
+        let v = Variants::new(1);
+        let native = Some(((1280, 720), (1, 1)));
+        let q = |w: Option<u32>, h: Option<u32>, q: Option<u32>| VariantKey {
+            width: w,
+            height: h,
+            quality: q.map(|q| q as u8),
+        };
+        let _a = v
+            .subscribe(q(Some(640), None, None), native)
+            .expect("first");
+        for key in [
+            q(Some(641), None, None),
+            q(Some(640), Some(360), None),
+            q(Some(640), None, Some(80)),
+            q(None, Some(360), Some(80)),
+        ] {
+            let o = key.output((1280, 720), (1, 1));
+            assert_eq!(
+                o.map(|o| (o.width, o.height, o.quality)),
+                Some((640, 360, 80))
+            );
+            v.subscribe(key, native)
+                .unwrap_or_else(|e| panic!("{key:?} is the same picture: {}", e.message));
+        }
+        assert!(v.subscribe(q(Some(320), None, None), native).is_err());
+        assert!(q(None, None, Some(80))
+            .output((1280, 720), (1, 1))
+            .is_some_and(|o| o.is_passthrough((1280, 720))));
     }
 }

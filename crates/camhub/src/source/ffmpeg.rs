@@ -102,7 +102,8 @@ impl FfmpegSource {
                             Ok(SourceEvent::Packet {
                                 data: Bytes::from(p.data),
                                 keyframe: p.keyframe,
-                                pts: p.pts,
+                                pts: Some(p.pts_90k),
+                                dts: Some(p.dts_90k),
                             })
                         }
                         Ok(None) => Err(SourceError("the input ended".into())),

@@ -44,25 +44,18 @@ enum Mode {
 }
 
 impl HttpSource {
-    /// Connects and decides stream vs snapshot from the first response.
+    /// Connects and decides stream vs snapshot from the first response. `url` holds no userinfo: the
+    /// config took the credentials apart (`SourceSpec::url_without_credentials` and `credentials`).
     pub async fn open(
-        raw_url: &str,
+        url: &str,
+        credentials: Option<&camhub_config::Credentials>,
         poll_interval: Option<Duration>,
         insecure_tls: bool,
         opts: &OpenOptions,
         scrub: Scrubber,
     ) -> Result<HttpSource, SourceError> {
-        let mut url =
-            url::Url::parse(raw_url).map_err(|e| scrub.err(format!("bad HTTP URL: {e}")))?;
-        let user = if url.username().is_empty() {
-            None
-        } else {
-            let u = super::percent_decode(url.username());
-            let p = super::percent_decode(url.password().unwrap_or(""));
-            Some((u, p))
-        };
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+        let url = url::Url::parse(url).map_err(|e| scrub.err(format!("bad HTTP URL: {e}")))?;
+        let user = credentials.map(|c| (c.user.clone(), c.password.clone()));
         let client = Client::builder()
             .connect_timeout(opts.connect_timeout)
             .danger_accept_invalid_certs(insecure_tls)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use camhub_codec::StreamParams;
 use camhub_config::{SourceKind, SourceSpec};
-use camhub_media::redact::{scrub_secrets, secrets_of};
+use camhub_media::redact::scrub_secrets;
 
 /// One thing a source produced.
 #[derive(Debug)]
@@ -26,8 +26,10 @@ pub enum SourceEvent {
         data: Bytes,
         /// True for a keyframe (IDR / random access point).
         keyframe: bool,
-        /// Presentation timestamp in the stream's time base, if known.
+        /// Presentation timestamp on a 90 kHz clock, if known.
         pts: Option<i64>,
+        /// Decode timestamp on a 90 kHz clock, if the source knows it apart from `pts`.
+        dts: Option<i64>,
     },
     /// One whole JPEG (MJPEG camera, snapshot URL, RTSP MJPEG).
     Jpeg(Bytes),
@@ -63,10 +65,10 @@ pub struct Scrubber {
 }
 
 impl Scrubber {
-    /// A scrubber for the secrets in `url`.
-    pub fn for_url(url: &str) -> Scrubber {
+    /// A scrubber for the secrets of a source's URL, as the config took them apart.
+    pub fn for_spec(spec: &SourceSpec) -> Scrubber {
         Scrubber {
-            secrets: all_secrets(url),
+            secrets: spec.secrets.clone(),
         }
     }
 
@@ -74,18 +76,6 @@ impl Scrubber {
     pub fn err(&self, msg: impl std::fmt::Display) -> SourceError {
         SourceError(scrub_secrets(&msg.to_string(), &self.secrets))
     }
-}
-
-/// The secrets of `url` as written and as the `url` crate re-serialises it (libraries quote the
-/// parsed form, where characters like `{` or a space are percent-encoded).
-pub fn all_secrets(url: &str) -> Vec<String> {
-    let mut secrets = secrets_of(url);
-    if let Ok(parsed) = url::Url::parse(url) {
-        secrets.extend(secrets_of(parsed.as_str()));
-    }
-    secrets.sort();
-    secrets.dedup();
-    secrets
 }
 
 /// Per-connection options that come from the camera's config rather than its URL.
@@ -120,23 +110,63 @@ pub enum Source {
     Ffmpeg(ffmpeg::FfmpegSource),
     /// The built-in test pattern.
     Demo(demo::DemoSource),
+    /// Events from any stream: what a [`SourceOpener::scripted`] opener returns (lifecycle tests
+    /// on tokio's paused clock).
+    Scripted(futures::stream::BoxStream<'static, Result<SourceEvent, SourceError>>),
+}
+
+/// How a camera opens its connections: the real sources by default, or a function (tests that drive
+/// the lifecycle rules through a scripted source on tokio's paused clock).
+#[derive(Clone, Default)]
+pub struct SourceOpener {
+    scripted: Option<ScriptedOpen>,
+}
+
+/// A function that opens a scripted connection.
+type ScriptedOpen =
+    std::sync::Arc<dyn Fn(&SourceSpec) -> Result<Source, SourceError> + Send + Sync>;
+
+impl SourceOpener {
+    /// An opener that calls `open` for every connection attempt.
+    pub fn scripted(
+        open: impl Fn(&SourceSpec) -> Result<Source, SourceError> + Send + Sync + 'static,
+    ) -> SourceOpener {
+        SourceOpener {
+            scripted: Some(std::sync::Arc::new(open)),
+        }
+    }
+
+    /// Opens a connection to `spec`.
+    pub async fn open(&self, spec: &SourceSpec, opts: &OpenOptions) -> Result<Source, SourceError> {
+        match &self.scripted {
+            Some(open) => open(spec),
+            None => Source::open(spec, opts).await,
+        }
+    }
 }
 
 impl Source {
     /// Connects to `spec`. Fails (never hangs) within `opts.connect_timeout`.
     pub async fn open(spec: &SourceSpec, opts: &OpenOptions) -> Result<Source, SourceError> {
-        let scrub = Scrubber::for_url(&spec.url);
+        let scrub = Scrubber::for_spec(spec);
         let fut = async {
             Ok(match &spec.kind {
                 SourceKind::Rtsp { transport } => Source::Rtsp(
-                    rtsp::RtspSource::open(&spec.url, *transport, scrub.clone()).await?,
+                    rtsp::RtspSource::open(
+                        &spec.url_without_credentials,
+                        spec.credentials.as_ref(),
+                        *transport,
+                        scrub.clone(),
+                    )
+                    .await?,
                 ),
                 SourceKind::Http {
                     poll_interval,
                     insecure_tls,
                 } => Source::Http(
                     http::HttpSource::open(
-                        &spec.url,
+                        &spec.url_without_credentials,
+                        spec.credentials.as_ref(),
                         *poll_interval,
                         *insecure_tls,
                         opts,
@@ -182,27 +212,10 @@ impl Source {
             Source::Http(s) => s.next().await,
             Source::Ffmpeg(s) => s.next().await,
             Source::Demo(s) => s.next().await,
+            Source::Scripted(s) => match futures::StreamExt::next(s).await {
+                Some(r) => r,
+                None => Err(SourceError("the scripted source ended".into())),
+            },
         }
     }
-}
-
-/// Percent-decodes URL userinfo (`p%40ss` → `p@ss`) for the protocol clients that take credentials
-/// apart from the URL.
-pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

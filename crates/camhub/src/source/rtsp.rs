@@ -27,24 +27,19 @@ pub struct RtspSource {
 }
 
 impl RtspSource {
-    /// DESCRIBE, SETUP the first video stream camhub can decode, PLAY.
+    /// DESCRIBE, SETUP the first video stream camhub can decode, PLAY. `url` holds no userinfo: the
+    /// config took the credentials apart (`SourceSpec::url_without_credentials` and `credentials`).
     pub async fn open(
-        raw_url: &str,
+        url: &str,
+        credentials: Option<&camhub_config::Credentials>,
         transport: RtspTransport,
         scrub: Scrubber,
     ) -> Result<RtspSource, SourceError> {
-        let mut url =
-            url::Url::parse(raw_url).map_err(|e| scrub.err(format!("bad RTSP URL: {e}")))?;
-        let creds = if url.username().is_empty() {
-            None
-        } else {
-            Some(Credentials {
-                username: super::percent_decode(url.username()),
-                password: super::percent_decode(url.password().unwrap_or("")),
-            })
-        };
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+        let url = url::Url::parse(url).map_err(|e| scrub.err(format!("bad RTSP URL: {e}")))?;
+        let creds = credentials.map(|c| Credentials {
+            username: c.user.clone(),
+            password: c.password.clone(),
+        });
         let options = SessionOptions::default()
             .creds(creds)
             .user_agent(format!("camhub/{}", env!("CARGO_PKG_VERSION")))
@@ -115,7 +110,13 @@ impl RtspSource {
                 Some(Err(e)) => return Err(self.scrub.err(e)),
                 Some(Ok(CodecItem::VideoFrame(frame))) => {
                     let keyframe = frame.is_random_access_point();
-                    let pts = frame.timestamp().timestamp();
+                    let ts = frame.timestamp();
+                    // The RTP clock (90 kHz for video, but read it rather than assume it).
+                    let pts = camhub_media::timestamp::to_90khz(
+                        ts.timestamp(),
+                        1,
+                        i64::from(ts.clock_rate().get()),
+                    );
                     let data = Bytes::from(frame.into_data());
                     tracing::trace!(len = data.len(), keyframe, pts, nals = ?nal_types(&data, self.codec), "frame");
                     if self.codec == Codec::Mjpeg {
@@ -125,6 +126,8 @@ impl RtspSource {
                         data,
                         keyframe,
                         pts: Some(pts),
+                        // RTP carries presentation times only.
+                        dts: None,
                     };
                     if !self.params_sent {
                         self.params_sent = true;
