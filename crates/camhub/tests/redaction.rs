@@ -129,7 +129,11 @@ url = "rtsp://192.168.1.10:554/user=camuser&password=hun#ter2pw&channel=1&stream
 "#,
     )
     .unwrap();
-    let out = Command::new(bin()).arg("check").arg(&path).output().unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_no_credentials("camhub check", &stderr);
@@ -175,7 +179,10 @@ async fn run_to_pipe(extra_args: &[&str]) -> (String, String) {
         let Ok(r) = reqwest::get(&api).await else {
             return false;
         };
-        let Ok(list) = r.json::<serde_json::Value>().await else {
+        let Ok(body) = r.bytes().await else {
+            return false;
+        };
+        let Ok(list) = serde_json::from_slice::<serde_json::Value>(&body) else {
             return false;
         };
         list.as_array()
@@ -185,8 +192,18 @@ async fn run_to_pipe(extra_args: &[&str]) -> (String, String) {
     stop(&mut child);
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(failed, "camhub did not come up:\n{stdout}\n{stderr}");
     (stdout, stderr)
 }
