@@ -5,11 +5,14 @@
 // - Server strings (names, reasons, errors) only ever go through textContent / attributes, never innerHTML.
 // - Latest frame only: a tile decodes at most one JPEG at a time; frames that arrive meanwhile replace
 //   each other, so a slow device skips frames instead of queueing them.
-// - Every object URL is revoked once the image that replaced it has loaded (or at once if it failed).
+// - A tile never blinks: each JPEG is decoded off-screen (createImageBitmap) and only then drawn onto
+//   the tile's canvas in one step, so the picture on screen is always a whole frame, and the previous
+//   one stays until then. Swapping an <img>'s src per frame instead left a 1280-wide tile black in
+//   Chromium's screenshots (tests/ui.rs: the_grid_never_blinks).
 // - A link that says nothing for 12 s (no frame, no heartbeat) is dead: show a banner and reconnect.
 //
 // Test hooks: each tile has data-camera, data-seq (seq of the frame shown), data-frames (frames shown)
-// and its <img> has class "tile-img"; window.camhub.tiles() summarises them.
+// and its picture is the <canvas> of class "tile-img"; window.camhub.tiles() summarises them.
 'use strict';
 
 (function () {
@@ -70,14 +73,16 @@
     const media = el('a', 'tile-media');
     media.href = cameraHref(cam.id);
     media.setAttribute('aria-label', 'Open camera ' + (cam.name || cam.id));
-    const img = el('img', 'tile-img');
-    img.alt = '';
-    img.decoding = 'async';
+    // A canvas, not an <img>: it keeps showing the last frame drawn until the next one is drawn.
+    const canvas = el('canvas', 'tile-img');
+    canvas.width = 0;
+    canvas.height = 0;
+    canvas.setAttribute('aria-hidden', 'true');
     const overlay = el('div', 'overlay');
     const overlayTitle = el('span', 'overlay-title');
     const overlayReason = el('span', 'overlay-reason');
     overlay.append(overlayTitle, overlayReason);
-    media.append(img, overlay);
+    media.append(canvas, overlay);
 
     const head = el('div', 'tile-head');
     const name = el('a', 'tile-name');
@@ -98,13 +103,14 @@
     const tile = {
       id: cam.id,
       cam: Object.assign({}, cam),
-      root, media, img, overlay, overlayTitle, overlayReason, name, stateText, details, err,
+      root, media, canvas, overlay, overlayTitle, overlayReason, name, stateText, details, err,
+      context: canvas.getContext('2d'),
       wsError: null,       // error the WebSocket reported for this subscription
       seq: null,
       frames: 0,
-      shownUrl: null,      // object URL currently displayed
-      loading: false,      // an object URL is being loaded into img
-      next: null,          // newest frame waiting for the current load to finish
+      decoding: false,     // a JPEG of this tile is being decoded off-screen
+      next: null,          // newest frame waiting for the current decode to finish
+      gone: false,         // the tile was removed: a decode that finishes later draws nothing
     };
     renderTile(tile);
     if (window.ResizeObserver) resizeObserver.observe(media);
@@ -114,11 +120,7 @@
   function destroyTile(tile) {
     if (window.ResizeObserver) resizeObserver.unobserve(tile.media);
     tile.next = null;
-    tile.img.onload = tile.img.onerror = null;
-    tile.img.removeAttribute('src');
-    if (tile.shownUrl) URL.revokeObjectURL(tile.shownUrl);
-    if (tile.loadingUrl) URL.revokeObjectURL(tile.loadingUrl);
-    tile.shownUrl = tile.loadingUrl = null;
+    tile.gone = true;
     tile.root.remove();
   }
 
@@ -184,48 +186,74 @@
     tile.overlayReason.textContent = reason;
   }
 
-  // A frame arrived for this tile: show it unless one is still loading, in which case it waits as
-  // the newest (replacing any older waiting frame).
+  // A frame arrived for this tile: it becomes the newest waiting frame (replacing an older one that
+  // was never decoded), and is decoded at once unless the tile is still decoding the previous one.
   function offerFrame(tile, meta, data) {
     tile.next = { meta, data };
-    if (!tile.loading) showNext(tile);
+    if (!tile.decoding) decodeFrames(tile);
   }
 
-  function showNext(tile) {
-    const f = tile.next;
-    tile.next = null;
-    if (!f) return;
-    const url = URL.createObjectURL(new Blob([f.data], { type: 'image/jpeg' }));
-    const img = tile.img;
-    tile.loading = true;
-    tile.loadingUrl = url;
-    img.onload = function () {
-      img.onload = img.onerror = null;
-      tile.loading = false;
-      tile.loadingUrl = null;
-      if (tile.shownUrl && tile.shownUrl !== url) URL.revokeObjectURL(tile.shownUrl);
-      tile.shownUrl = url;
-      tile.seq = f.meta.seq;
-      tile.frames += 1;
-      tile.root.dataset.seq = String(f.meta.seq);
-      tile.root.dataset.frames = String(tile.frames);
-      if (tile.frames === 1 || tile.wsError) {
-        tile.wsError = null;
-        renderTile(tile);
+  // Decodes the tile's newest waiting frame off-screen and draws it, until none waits. The frame on
+  // screen stays untouched while the next one decodes; a broken JPEG is skipped and leaves it there.
+  async function decodeFrames(tile) {
+    tile.decoding = true;
+    while (tile.next && !tile.gone) {
+      const f = tile.next;
+      tile.next = null;
+      let picture = null;
+      try {
+        picture = await decodeJpeg(f.data);
+      } catch (e) {
+        continue;
       }
-      showNext(tile);
-    };
-    img.onerror = function () {
-      // A broken JPEG: drop it and put the previous picture back (its URL is still valid).
-      img.onload = img.onerror = null;
-      tile.loading = false;
-      tile.loadingUrl = null;
-      URL.revokeObjectURL(url);
-      if (tile.shownUrl) img.src = tile.shownUrl;
-      else img.removeAttribute('src');
-      showNext(tile);
-    };
+      if (tile.gone) {
+        release(picture);
+        break;
+      }
+      drawFrame(tile, picture, f.meta);
+    }
+    tile.decoding = false;
+  }
+
+  // A decoded picture of JPEG bytes, drawable on a canvas. createImageBitmap decodes off the main
+  // thread; browsers without it decode a detached Image (img.decode()) instead.
+  function decodeJpeg(data) {
+    const blob = new Blob([data], { type: 'image/jpeg' });
+    if (typeof window.createImageBitmap === 'function') return window.createImageBitmap(blob);
+    const url = URL.createObjectURL(blob);
+    const img = new Image();
     img.src = url;
+    return img.decode().then(function () {
+      URL.revokeObjectURL(url);
+      return img;
+    }, function (e) {
+      URL.revokeObjectURL(url);
+      throw e;
+    });
+  }
+
+  function release(picture) {
+    if (picture && typeof picture.close === 'function') picture.close();
+  }
+
+  // Replaces the tile's picture with a decoded one in one step: resizing a canvas clears it, but the
+  // new frame is drawn in the same task, before the browser paints.
+  function drawFrame(tile, picture, meta) {
+    const c = tile.canvas;
+    if (c.width !== picture.width || c.height !== picture.height) {
+      c.width = picture.width;
+      c.height = picture.height;
+    }
+    tile.context.drawImage(picture, 0, 0);
+    release(picture);
+    tile.seq = meta.seq;
+    tile.frames += 1;
+    tile.root.dataset.seq = String(meta.seq);
+    tile.root.dataset.frames = String(tile.frames);
+    if (tile.frames === 1 || tile.wsError) {
+      tile.wsError = null;
+      renderTile(tile);
+    }
   }
 
   // ---------------------------------------------------------------- subscription
@@ -509,7 +537,7 @@
     tiles: function () {
       const out = {};
       for (const [id, t] of tiles) {
-        out[id] = { seq: t.seq, frames: t.frames, loaded: t.img.naturalWidth > 0 };
+        out[id] = { seq: t.seq, frames: t.frames, loaded: t.frames > 0 && t.canvas.width > 0 };
       }
       return out;
     },

@@ -188,6 +188,28 @@ impl Chromium {
             .unwrap_or_else(|e| panic!("write screenshot {}: {e}", path.display()));
     }
 
+    /// A screenshot of the page (the viewport, one CSS pixel per pixel) as JPEG bytes at quality 95,
+    /// to look at pixels with [`decode_jpeg_rgb`](crate::decode_jpeg_rgb): DevTools renders a fresh
+    /// frame for it, so it shows what a user would see at that moment.
+    ///
+    /// # Panics
+    /// When DevTools returns no image.
+    pub async fn screenshot_jpeg(&mut self) -> Vec<u8> {
+        let result = self
+            .call(
+                "Page.captureScreenshot",
+                json!({ "format": "jpeg", "quality": 95 }),
+            )
+            .await;
+        let data = result
+            .get("data")
+            .and_then(Value::as_str)
+            .expect("captureScreenshot returned no data");
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("screenshot base64")
+    }
+
     /// Sends one DevTools command and returns its `result`, skipping events that arrive meanwhile.
     ///
     /// # Panics
