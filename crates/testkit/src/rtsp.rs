@@ -118,10 +118,13 @@ pub struct RtspServer {
 
 impl RtspServer {
     /// Points of the picture's SMPTE bars that stay put at every size and between frames (away from
-    /// the running-time text and the noise patch), with their colours as FFmpeg decodes them: the seven
-    /// 100 % bars of the top row, then −I, white, +Q and black of the bottom row. The chroma-heavy
-    /// bars show a wrong colour matrix (BT.709 read as BT.601 moves red by ~20 levels), which white
-    /// and black cannot.
+    /// the running-time text and the noise patch): the seven 100 % bars of the top row, then −I,
+    /// white, +Q and black of the bottom row. The chroma-heavy bars show a wrong colour matrix (BT.709
+    /// read as BT.601 moves red by ~20 levels), which white and black cannot. The colours are as FFmpeg
+    /// decodes them; GStreamer defines −I and +Q in YCbCr, so theirs depend on the matrix (these are
+    /// BT.601's; BT.709 gives −I (0, 42, 147) and +Q (125, 0, 226), still within
+    /// [`crate::COLOR_TOLERANCE`]). To catch a matrix error, compare with FFmpeg's decode
+    /// ([`RtspServer::ffmpeg_rgb`]) within a few levels, not with these.
     pub const BARS: [KnownColor; 11] = [
         bar("white", 1.0 / 14.0, 0.45, (255, 255, 255)),
         bar("yellow", 3.0 / 14.0, 0.45, (255, 255, 0)),
