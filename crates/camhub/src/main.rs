@@ -337,6 +337,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_wait,
     )
     .await;
+    // Say goodbye to the cameras: close every connection, and wait (bounded) for each RTSP
+    // session's TEARDOWN, so a camera with few session slots is free at once for the next start.
+    hub.shutdown(Duration::from_secs(3)).await;
     info!("stopped");
     Ok(())
 }

@@ -51,6 +51,7 @@ pub fn camera_json(cam: &Camera) -> Value {
         "viewers": cam.viewers(),
         "reconnects": s.reconnects,
         "last_error": s.last_error,
+        "error_kind": s.error_kind,
         "last_frame_age_ms": cam.last_frame_age().map(|d| d.as_millis() as u64),
         "always_on": cam.config.always_on,
         "substream": cam.substream.as_ref().map(|sub| {
@@ -58,7 +59,7 @@ pub fn camera_json(cam: &Camera) -> Value {
             json!({
                 "state": s.state, "reason": s.reason, "codec": s.codec, "width": s.width,
                 "height": s.height, "fps": s.fps, "viewers": sub.viewers(),
-                "reconnects": s.reconnects, "last_error": s.last_error,
+                "reconnects": s.reconnects, "last_error": s.last_error, "error_kind": s.error_kind,
             })
         }),
     })

@@ -13,17 +13,19 @@ use crate::hub::status::{Metrics, LATENCY_BUCKETS};
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     type Getter = fn(&crate::hub::Camera) -> f64;
-    let families: [(&str, &str, &str, Getter); 11] = [
+    let families: [(&str, &str, &str, Getter); 13] = [
         ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
         ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
         ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
-        ("camhub_frames_dropped_total", "counter", "Frames dropped before decode or encode (decoder behind, waiting for a keyframe, nobody needing pixels).", |c| Metrics::get(&c.metrics.frames_dropped) as f64),
+        ("camhub_frames_dropped_total", "counter", "Frames not turned into pictures or not published (decoder behind, waiting for a keyframe, replaying a cached GOP).", |c| Metrics::get(&c.metrics.frames_dropped) as f64),
         ("camhub_decode_seconds_total", "counter", "CPU time spent decoding.", |c| Metrics::get(&c.metrics.decode_ns) as f64 / 1e9),
         ("camhub_encode_seconds_total", "counter", "CPU time spent scaling and encoding JPEGs.", |c| Metrics::get(&c.metrics.encode_ns) as f64 / 1e9),
         ("camhub_reconnects_total", "counter", "Upstream reconnects after failures.", |c| Metrics::get(&c.metrics.reconnects) as f64),
         ("camhub_bytes_out_total", "counter", "Bytes of JPEG data sent to viewers.", |c| Metrics::get(&c.metrics.bytes_out) as f64),
         ("camhub_viewers", "gauge", "Live viewers (MJPEG streams, WebSocket subscriptions, waiting snapshots).", |c| c.direct_viewers() as f64),
-        ("camhub_viewer_queued_bytes_max", "gauge", "Largest number of bytes one viewer has been handed but not yet accepted.", |c| c.max_queued_bytes() as f64),
+        ("camhub_viewer_queued_bytes_max", "gauge", "Largest number of bytes one viewer (MJPEG, WebSocket, snapshot) has been handed but not yet accepted.", |c| c.queued_bytes().1 as f64),
+        ("camhub_viewer_queued_bytes", "gauge", "Bytes handed to all viewers (MJPEG, WebSocket, snapshot) but not yet accepted; a grid WebSocket counts toward each camera it shows.", |c| c.queued_bytes().0 as f64),
+        ("camhub_placeholders_rendered_total", "counter", "Placeholder pictures rendered (once per camera, size and status text, shared by all viewers).", |c| Metrics::get(&c.metrics.placeholders_rendered) as f64),
         ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
     ];
     for (name, kind, help, get) in families {

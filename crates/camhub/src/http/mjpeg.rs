@@ -5,7 +5,6 @@
 //! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::Metrics;
-use crate::hub::{JpegFrame, State as CamState, Subscription};
+use crate::hub::{JpegFrame, Subscription};
 
 /// The multipart boundary camhub writes.
 pub const BOUNDARY: &str = "frame";
@@ -102,9 +101,7 @@ impl Viewer {
             Next::Placeholder(jpeg) => make_part(&jpeg),
         };
         Metrics::add(&self.sub.camera().metrics.bytes_out, part.len() as u64);
-        self.bytes
-            .produced
-            .fetch_add(part.len() as u64, Ordering::Relaxed);
+        self.bytes.produce(part.len());
         self.last_sent = Some(Instant::now());
         Some(part)
     }
@@ -163,28 +160,9 @@ impl Viewer {
     }
 
     /// A labelled placeholder when the camera is not streaming (None while it streams normally).
+    /// Made once per camera and status, and shared by every viewer.
     async fn placeholder(&self) -> Option<Bytes> {
-        let cam = self.sub.camera().clone();
-        let status = cam.status.borrow().clone();
-        if status.state == CamState::Streaming {
-            return None;
-        }
-        let headline = match status.state {
-            CamState::Retrying => "reconnecting...".to_owned(),
-            CamState::Connecting => "connecting...".to_owned(),
-            CamState::Idle => "waiting for the camera...".to_owned(),
-            CamState::Streaming => return None,
-        };
-        let mut lines = vec![cam.config.name.clone(), headline];
-        if let Some(reason) = status.reason.or(status.last_error) {
-            lines.extend(wrap(&reason, 48));
-        }
-        let (w, h) = self.last_size;
-        tokio::task::spawn_blocking(move || {
-            crate::hub::render::render_placeholder(w, h, &lines).ok()
-        })
-        .await
-        .ok()?
+        self.sub.camera().placeholder(self.last_size).await
     }
 }
 
@@ -203,22 +181,4 @@ fn make_part(jpeg: &[u8]) -> Bytes {
     part.extend_from_slice(jpeg);
     part.extend_from_slice(b"\r\n");
     Bytes::from(part)
-}
-
-/// Splits text into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let Some(last) = lines.last_mut() else { break };
-        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
-            lines.push(word.to_owned());
-        } else {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(word);
-        }
-    }
-    lines.truncate(4);
-    lines
 }

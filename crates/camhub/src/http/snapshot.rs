@@ -5,8 +5,10 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::Response;
+use axum::Extension;
 
 use super::query::{raw, PictureQuery};
+use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::status::Metrics;
@@ -19,6 +21,7 @@ const FRESH_MS: u128 = 2000;
 pub async fn frame(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    conn: Option<Extension<ConnWritten>>,
     q: RawQuery,
 ) -> Result<Response, Error> {
     let cam = state.hub.camera(&id)?.clone();
@@ -64,6 +67,14 @@ pub async fn frame(
         }
     };
     Metrics::add(&source.metrics.bytes_out, frame.data.len() as u64);
+    // Counted as queued until the kernel took it: the counters live as long as the body.
+    let bytes = source.register_viewer(conn.map(|Extension(ConnWritten(w))| w));
+    bytes.produce(frame.data.len());
+    let body = CountedBody {
+        data: Some(frame.data.clone()),
+        len: frame.data.len() as u64,
+        _bytes: bytes,
+    };
     Metrics::add(&source.metrics.frames_out, 1);
     Response::builder()
         .header(header::CONTENT_TYPE, "image/jpeg")
@@ -74,11 +85,39 @@ pub async fn frame(
         )
         .header("X-Frame-Seq", frame.seq.to_string())
         .header("X-Frame-Timestamp", frame.unix_ms.to_string())
-        .body(axum::body::Body::from(frame.data.clone()))
+        .body(axum::body::Body::new(body))
         .map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
                 format!("cannot build the response: {e}"),
             )
         })
+}
+
+/// A snapshot's body that keeps its viewer's byte counters registered until hyper is done with it,
+/// with an exact length (so the response keeps its `Content-Length`).
+struct CountedBody {
+    data: Option<bytes::Bytes>,
+    len: u64,
+    _bytes: std::sync::Arc<crate::hub::camera::ViewerBytes>,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(if self.data.is_some() { self.len } else { 0 })
+    }
 }

@@ -11,13 +11,16 @@ use std::time::Duration;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::serve::ConnWritten;
 use super::AppState;
+use crate::hub::camera::ViewerBytes;
 use crate::hub::status::{Metrics, Status};
 use crate::hub::{Camera, Subscription};
 
@@ -27,9 +30,15 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 64;
 
 /// The upgrade handler.
-pub async fn grid(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+pub async fn grid(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    conn: Option<Extension<ConnWritten>>,
+) -> Response {
+    // What this connection was handed versus what the kernel accepted, for `/metrics`.
+    let bytes = ViewerBytes::new(conn.map(|Extension(ConnWritten(w))| w));
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| session(socket, state))
+        .on_upgrade(move |socket| session(socket, state, bytes))
 }
 
 #[derive(Deserialize)]
@@ -60,7 +69,7 @@ enum Wake {
     Gone(usize),
 }
 
-async fn session(socket: WebSocket, state: AppState) {
+async fn session(socket: WebSocket, state: AppState, bytes: Arc<ViewerBytes>) {
     let (mut sink, mut stream) = socket.split();
     let mut subs: Vec<Sub> = Vec::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -73,7 +82,8 @@ async fn session(socket: WebSocket, state: AppState) {
             let futs = subs.iter_mut().enumerate().map(|(i, s)| {
                 Box::pin(async move {
                     if let (Some(min), Some(last)) = (s.min_interval, s.last_sent) {
-                        tokio::time::sleep_until(last + min).await;
+                        // Pacing counts as waiting for a frame: a tile at fps=0.1 keeps its camera.
+                        s.frames.pace_until(last + min).await;
                     }
                     tokio::select! {
                         r = s.frames.wait_new() => if r { Wake::Frame(i) } else { Wake::Gone(i) },
@@ -85,7 +95,7 @@ async fn session(socket: WebSocket, state: AppState) {
         };
         let outgoing: Vec<Message> = tokio::select! {
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => match subscribe(&state, &text, &mut subs) {
+                Some(Ok(Message::Text(text))) => match subscribe(&state, &text, &mut subs, &bytes) {
                     Ok(msgs) => msgs,
                     Err(e) => vec![text_msg(json!({"type": "error", "camera": null, "error": e}))],
                 },
@@ -105,6 +115,11 @@ async fn session(socket: WebSocket, state: AppState) {
             _ = shutdown.changed() => break,
         };
         for m in outgoing {
+            bytes.produce(match &m {
+                Message::Text(t) => t.len(),
+                Message::Binary(b) => b.len(),
+                _ => 0,
+            });
             if sink.send(m).await.is_err() {
                 return;
             }
@@ -115,7 +130,12 @@ async fn session(socket: WebSocket, state: AppState) {
 
 /// Applies a subscribe message: replaces the subscription set; returns the immediate replies
 /// (status of each camera, the newest frame where one exists, errors for bad entries).
-fn subscribe(state: &AppState, text: &str, subs: &mut Vec<Sub>) -> Result<Vec<Message>, String> {
+fn subscribe(
+    state: &AppState,
+    text: &str,
+    subs: &mut Vec<Sub>,
+    bytes: &Arc<ViewerBytes>,
+) -> Result<Vec<Message>, String> {
     let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
         format!(
             "bad message ({e}); expected {{\"subscribe\":[{{\"camera\":\"id\",\"width\":640}}]}}"
@@ -138,6 +158,7 @@ fn subscribe(state: &AppState, text: &str, subs: &mut Vec<Sub>) -> Result<Vec<Me
             Ok((camera, frames)) => {
                 // The status of the stream that serves this size (the substream for small tiles).
                 let status = frames.camera().status.subscribe();
+                frames.camera().register_queue(bytes);
                 let mut sub = Sub {
                     camera,
                     frames,
@@ -183,6 +204,7 @@ fn status_msg(cam: &Camera, s: &Status) -> Message {
         "type": "status", "camera": cam.id(), "state": s.state, "reason": s.reason,
         "codec": s.codec, "width": s.width, "height": s.height, "fps": s.fps,
         "viewers": cam.viewers(), "reconnects": s.reconnects, "last_error": s.last_error,
+        "error_kind": s.error_kind,
     }))
 }
 

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::encode::EncodeHandle;
 use super::pipeline::{DecodeHandle, Tick};
-use super::status::{Metrics, State, Status};
+use super::status::{FailureKind, Metrics, State, Status};
 use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
 use super::variants::{JpegFrame, VariantKey, Variants};
 use crate::error::Error;
@@ -67,10 +67,16 @@ pub struct Camera {
     /// Live subscriptions (viewers).
     viewers: AtomicUsize,
     running: AtomicBool,
+    /// Set at shutdown: nothing demands the camera any more, so its connection closes (and an RTSP
+    /// session is torn down).
+    stopping: AtomicBool,
     /// Bytes each live viewer has been handed but not yet accepted (for `/metrics`).
     queues: Mutex<Vec<Weak<ViewerBytes>>>,
     /// The failure last logged as a warning (repeats of it are logged at debug level).
     logged_error: Mutex<Option<String>>,
+    /// Placeholder JPEGs made for this camera (size, text lines → JPEG), shared by all its viewers;
+    /// at most [`PLACEHOLDERS_KEPT`].
+    placeholders: Mutex<Vec<Placeholder>>,
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
     /// small variants are made from it, so a grid decodes small streams, not full ones.
     pub substream: Option<Arc<Camera>>,
@@ -135,8 +141,10 @@ impl Camera {
             waiting: AtomicUsize::new(0),
             viewers: AtomicUsize::new(0),
             running: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
             logged_error: Mutex::new(None),
+            placeholders: Mutex::new(Vec::new()),
         })
     }
 
@@ -228,26 +236,29 @@ impl Camera {
     /// Registers a viewer's byte counters, reported in `/metrics` while the viewer lives.
     /// `written` counts what the kernel accepted on the viewer's connection (if known).
     pub fn register_viewer(&self, written: Option<Arc<AtomicU64>>) -> Arc<ViewerBytes> {
-        let base = written.as_ref().map_or(0, |w| w.load(Ordering::Relaxed));
-        let v = Arc::new(ViewerBytes {
-            produced: AtomicU64::new(0),
-            written,
-            base,
-        });
-        let mut qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        qs.retain(|w| w.strong_count() > 0);
-        qs.push(Arc::downgrade(&v));
+        let v = ViewerBytes::new(written);
+        self.register_queue(&v);
         v
     }
 
-    /// The largest number of bytes any live viewer has been handed but not yet accepted.
-    pub fn max_queued_bytes(&self) -> u64 {
+    /// Counts an existing viewer's bytes toward this camera too (a grid WebSocket shows several
+    /// cameras over one connection: its queue counts toward each of them).
+    pub fn register_queue(&self, v: &Arc<ViewerBytes>) {
+        let mut qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        qs.retain(|w| w.strong_count() > 0);
+        if !qs.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(v))) {
+            qs.push(Arc::downgrade(v));
+        }
+    }
+
+    /// Bytes handed to this camera's live viewers (MJPEG, WebSocket, snapshots being sent) but not
+    /// yet accepted by the kernel: the sum over viewers and the largest one.
+    pub fn queued_bytes(&self) -> (u64, u64) {
         let qs = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         qs.iter()
             .filter_map(Weak::upgrade)
             .map(|v| v.queued())
-            .max()
-            .unwrap_or(0)
+            .fold((0, 0), |(sum, max), q| (sum + q, max.max(q)))
     }
 
     /// Subscribes to a JPEG variant and makes sure the upstream runs.
@@ -285,8 +296,25 @@ impl Camera {
         self.epoch.elapsed().as_millis() as u64 + 1
     }
 
+    /// Closes the upstream (and the substream's) for good: the process is shutting down.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(sub) = &self.substream {
+            sub.stop();
+        }
+    }
+
+    /// True while the upstream task runs (this stream or its substream).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+            || self.substream.as_ref().is_some_and(|s| s.is_running())
+    }
+
     /// True while the upstream should be open.
     pub fn demanded(&self) -> bool {
+        if self.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
         if self.config.always_on || self.waiting.load(Ordering::SeqCst) > 0 {
             return true;
         }
@@ -297,6 +325,9 @@ impl Camera {
 
     /// Starts the upstream task unless it runs already.
     pub fn ensure_running(self: &Arc<Self>) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         // Every viewer calls this for every frame: read before writing, so the common case does
         // not bounce the cache line between cores. The load is SeqCst like the swap: if it sees
         // `true`, the task's later check of `waiting` sees this consumer.
@@ -395,6 +426,7 @@ impl Camera {
             self.status.send_modify(|s| {
                 s.reconnects += 1;
                 s.last_error = Some(error.clone());
+                s.error_kind = Some(FailureKind::classify(&error));
                 s.fps = None;
             });
             let delay = backoff.next_delay(rand::random::<f64>());
@@ -593,6 +625,76 @@ impl Camera {
     }
 }
 
+/// Placeholders kept per camera: a few sizes times the current status text.
+pub const PLACEHOLDERS_KEPT: usize = 8;
+
+/// One cached placeholder: picture size, text lines, JPEG.
+type Placeholder = ((u32, u32), Vec<String>, bytes::Bytes);
+
+impl Camera {
+    /// The labelled "reconnecting…" picture for viewers of size `size` while the camera is not
+    /// streaming (None while it streams). Rendered once per camera, size and status text, and
+    /// shared by every viewer: a hundred viewers of a dead camera cost one small JPEG encode per
+    /// status change, not a hundred every few seconds.
+    pub async fn placeholder(self: &Arc<Self>, size: (u32, u32)) -> Option<bytes::Bytes> {
+        let status = self.status.borrow().clone();
+        let headline = match status.state {
+            State::Retrying => "reconnecting...",
+            State::Connecting => "connecting...",
+            State::Idle => "waiting for the camera...",
+            State::Streaming => return None,
+        };
+        let mut lines = vec![self.config.name.clone(), headline.to_owned()];
+        if let Some(reason) = status.reason.or(status.last_error) {
+            lines.extend(wrap(&reason, 48));
+        }
+        let cached = |cam: &Camera, lines: &[String]| {
+            let g = cam.placeholders.lock().unwrap_or_else(|p| p.into_inner());
+            g.iter()
+                .find(|(s, l, _)| *s == size && l == lines)
+                .map(|(_, _, jpeg)| jpeg.clone())
+        };
+        if let Some(jpeg) = cached(self, &lines) {
+            return Some(jpeg);
+        }
+        let cam = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // Viewers that asked at the same moment wait for one render, not one each.
+            let mut g = cam.placeholders.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, _, jpeg)) = g.iter().find(|(s, l, _)| *s == size && *l == lines) {
+                return Some(jpeg.clone());
+            }
+            let jpeg = super::render::render_placeholder(size.0, size.1, &lines).ok()?;
+            Metrics::add(&cam.metrics.placeholders_rendered, 1);
+            if g.len() >= PLACEHOLDERS_KEPT {
+                g.remove(0);
+            }
+            g.push((size, lines, jpeg.clone()));
+            Some(jpeg)
+        })
+        .await
+        .ok()?
+    }
+}
+
+/// Splits text into lines of at most `width` characters at spaces (at most four lines).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let Some(last) = lines.last_mut() else { break };
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines.truncate(4);
+    lines
+}
+
 /// Milliseconds since the Unix epoch, now.
 fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
@@ -611,6 +713,21 @@ pub struct ViewerBytes {
 }
 
 impl ViewerBytes {
+    /// Counters for a new viewer; `written` counts what the kernel accepted on its connection.
+    pub fn new(written: Option<Arc<AtomicU64>>) -> Arc<ViewerBytes> {
+        let base = written.as_ref().map_or(0, |w| w.load(Ordering::Relaxed));
+        Arc::new(ViewerBytes {
+            produced: AtomicU64::new(0),
+            written,
+            base,
+        })
+    }
+
+    /// Records `n` more bytes handed to the viewer's connection.
+    pub fn produce(&self, n: usize) {
+        self.produced.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// Bytes produced but not yet accepted by the kernel.
     pub fn queued(&self) -> u64 {
         let produced = self.produced.load(Ordering::Relaxed);
@@ -851,6 +968,37 @@ mod lifecycle {
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(opens.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn placeholders_are_made_once_per_camera_and_shared() {
+        // An idle camera keeps one status text (a retrying one changes it with every attempt).
+        let cam = camera(
+            "",
+            SourceOpener::scripted(|_| Err(SourceError("connection refused".into()))),
+        );
+        assert_eq!(state(&cam), State::Idle);
+        // A hundred viewers of one size at once, then again: one render.
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let cam = cam.clone();
+            tasks.push(tokio::spawn(
+                async move { cam.placeholder((640, 360)).await },
+            ));
+        }
+        let mut jpegs = Vec::new();
+        for t in tasks {
+            jpegs.push(t.await.expect("task").expect("a placeholder"));
+        }
+        assert!(
+            jpegs.windows(2).all(|w| w[0].as_ptr() == w[1].as_ptr()),
+            "not shared"
+        );
+        assert!(cam.placeholder((640, 360)).await.is_some());
+        assert_eq!(Metrics::get(&cam.metrics.placeholders_rendered), 1);
+        // Another size is another picture.
+        assert!(cam.placeholder((320, 180)).await.is_some());
+        assert_eq!(Metrics::get(&cam.metrics.placeholders_rendered), 2);
     }
 
     #[tokio::test(start_paused = true)]

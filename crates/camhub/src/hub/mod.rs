@@ -59,6 +59,26 @@ impl Hub {
         }
     }
 
+    /// Closes every camera's connection and waits (at most `limit`) until they are closed and every
+    /// RTSP session got its TEARDOWN: cameras with few session slots must not keep a dead session.
+    pub async fn shutdown(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        for cam in &self.cameras {
+            cam.stop();
+        }
+        while self.cameras.iter().any(|c| c.is_running()) && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !crate::source::rtsp::await_teardowns(left).await {
+            tracing::warn!(
+                "some RTSP sessions were not torn down within {}s",
+                limit.as_secs()
+            );
+        }
+    }
+
     /// Every camera, in config order.
     pub fn cameras(&self) -> &[Arc<Camera>] {
         &self.cameras

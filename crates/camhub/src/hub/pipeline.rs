@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::render::render_pattern;
-use super::status::{Metrics, Status};
+use super::status::{FailureKind, Metrics, Status};
 use super::taps::{
     Colour, Delivery, Frame, FrameContent, PacketSubscriber, PacketTap, PictureSubscriber,
     PictureTap,
@@ -341,7 +341,10 @@ impl<'a> Decode<'a> {
                 MAX_PICTURE_PIXELS / 1_000_000
             );
             warn!("{reason}");
-            self.h.status.send_modify(|s| s.last_error = Some(reason));
+            self.h.status.send_modify(|s| {
+                s.last_error = Some(reason);
+                s.error_kind = Some(FailureKind::UnsupportedCodec);
+            });
         }
         Metrics::add(&self.h.metrics.frames_dropped, 1);
         false
@@ -375,7 +378,10 @@ impl<'a> Decode<'a> {
             Err(e) => {
                 let reason = format!("cannot decode {}: {e}", params.codec);
                 warn!("{reason}");
-                self.h.status.send_modify(|s| s.last_error = Some(reason));
+                self.h.status.send_modify(|s| {
+                    s.last_error = Some(reason);
+                    s.error_kind = Some(FailureKind::UnsupportedCodec);
+                });
             }
         }
     }

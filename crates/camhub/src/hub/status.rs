@@ -32,6 +32,79 @@ impl State {
     }
 }
 
+/// What kind of failure a camera's last error was: what the UI shows next to the message, and what
+/// tells a user where to look (the password, the address, the camera's codec settings, the network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The camera refused the credentials (401/403).
+    Auth,
+    /// Nothing listens at the address (connection refused).
+    Refused,
+    /// No answer, or no frame for too long (the watchdog).
+    Timeout,
+    /// The address answers but the path or file does not exist (404, no such file).
+    NotFound,
+    /// The host cannot be reached or resolved.
+    Unreachable,
+    /// The stream's codec or picture is not one camhub can use.
+    UnsupportedCodec,
+    /// Anything else the camera or the network did wrong (bad response, dropped connection).
+    Protocol,
+}
+
+impl FailureKind {
+    /// Classifies a failure message (already scrubbed of credentials). The sources word their own
+    /// errors and quote their libraries' (retina, reqwest, FFmpeg), so this reads the words those
+    /// use; the first matching rule wins.
+    pub fn classify(message: &str) -> FailureKind {
+        let m = message.to_ascii_lowercase();
+        let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        if any(&[
+            "401",
+            "403",
+            "unauthorized",
+            "forbidden",
+            "authenticat",
+            "password",
+            "credentials",
+        ]) {
+            FailureKind::Auth
+        } else if any(&["refused"]) {
+            FailureKind::Refused
+        } else if any(&["404", "not found", "no such file", "does not exist"]) {
+            FailureKind::NotFound
+        } else if any(&[
+            "timed out",
+            "timeout",
+            "no answer",
+            "watchdog",
+            "no frame for",
+        ]) {
+            FailureKind::Timeout
+        } else if any(&[
+            "unreachable",
+            "no route",
+            "failed to lookup",
+            "name or service not known",
+            "dns",
+            "resolve",
+        ]) {
+            FailureKind::Unreachable
+        } else if any(&[
+            "codec",
+            "cannot decode",
+            "offers no",
+            "unsupported",
+            "more than camhub handles",
+        ]) {
+            FailureKind::UnsupportedCodec
+        } else {
+            FailureKind::Protocol
+        }
+    }
+}
+
 /// What is known about a camera right now. Credentials never appear in any field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
@@ -51,6 +124,8 @@ pub struct Status {
     pub reconnects: u64,
     /// The most recent failure, kept after recovery.
     pub last_error: Option<String>,
+    /// What kind of failure `last_error` is.
+    pub error_kind: Option<FailureKind>,
 }
 
 impl Default for Status {
@@ -64,6 +139,7 @@ impl Default for Status {
             fps: None,
             reconnects: 0,
             last_error: None,
+            error_kind: None,
         }
     }
 }
@@ -87,6 +163,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// JPEG frames handed to viewers.
     pub frames_out: AtomicU64,
+    /// Placeholder JPEGs rendered (once per camera, size and status text).
+    pub placeholders_rendered: AtomicU64,
     /// Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.
     pub added_latency: Histogram,
 }
@@ -136,5 +214,29 @@ impl Metrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureKind::{self, *};
+
+    #[test]
+    fn failures_are_classified_from_what_the_libraries_say() {
+        for (message, kind) in [
+            ("[127.0.0.1:40000(me)->127.0.0.1:8554@2026-12-01T20:00:00] DESCRIBE response: 401 Unauthorized", Auth),
+            ("the camera wants a password (HTTP 401): put user:password in the URL", Auth),
+            ("Unable to connect to RTSP server: Connection refused (os error 111)", Refused),
+            ("error sending request for url (http://127.0.0.1:9/stream): tcp connect error: Connection refused (os error 111)", Refused),
+            ("cannot open the input: No such file or directory", NotFound),
+            ("DESCRIBE response: 404 Not Found", NotFound),
+            ("no answer from rtsp://10.0.0.9/x within 10s", Timeout),
+            ("no frame for 10s while connected (watchdog)", Timeout),
+            ("failed to lookup address information: Name or service not known", Unreachable),
+            ("the camera offers no H.264, H.265 or MJPEG video stream (it offers: video/mp4v-es)", UnsupportedCodec),
+            ("the camera ended the RTSP session", Protocol),
+        ] {
+            assert_eq!(FailureKind::classify(message), kind, "{message}");
+        }
     }
 }

@@ -17,6 +17,25 @@ use retina::codec::{CodecItem, FrameFormat};
 
 use super::{Scrubber, SourceError, SourceEvent};
 
+/// The process's one RTSP session group: every session is registered in it, so that at shutdown
+/// camhub can wait (bounded) for the TEARDOWN of each one it dropped, and cameras with few session
+/// slots are not left with sessions that only expire a minute later.
+pub fn session_group() -> Arc<SessionGroup> {
+    static GROUP: std::sync::OnceLock<Arc<SessionGroup>> = std::sync::OnceLock::new();
+    GROUP
+        .get_or_init(|| Arc::new(SessionGroup::default().named("camhub".into())))
+        .clone()
+}
+
+/// Waits up to `limit` for the TEARDOWN of every RTSP session that was closed (true if all were
+/// attempted in time).
+pub async fn await_teardowns(limit: std::time::Duration) -> bool {
+    let group = session_group();
+    tokio::time::timeout(limit, group.await_teardown())
+        .await
+        .is_ok()
+}
+
 /// A playing RTSP session.
 pub struct RtspSource {
     demuxed: Demuxed,
@@ -43,7 +62,7 @@ impl RtspSource {
         let options = SessionOptions::default()
             .creds(creds)
             .user_agent(format!("camhub/{}", env!("CARGO_PKG_VERSION")))
-            .session_group(Arc::new(SessionGroup::default()))
+            .session_group(session_group())
             // Always say goodbye: cameras with few session slots (and our tests) see a TEARDOWN.
             .teardown(TeardownPolicy::Always);
         let mut session = Session::describe(url, options)
