@@ -125,7 +125,23 @@
   }
 
   const STATUS_KEYS = ['name', 'url', 'substream_url', 'state', 'reason', 'codec', 'width', 'height',
-    'fps', 'viewers', 'reconnects', 'last_error', 'last_frame_age_ms'];
+    'fps', 'viewers', 'reconnects', 'last_error', 'error_kind', 'last_frame_age_ms'];
+
+  // What each failure kind from the API means to a user, shown before the message.
+  const FAILURE_KINDS = {
+    auth: 'wrong user name or password',
+    refused: 'nothing listens at that address',
+    timeout: 'no answer',
+    not_found: 'wrong path or file',
+    unreachable: 'host unreachable',
+    unsupported_codec: 'unsupported codec',
+    protocol: 'camera error',
+  };
+
+  function withKind(kind, message) {
+    const label = FAILURE_KINDS[kind];
+    return label && message ? label + ': ' + message : message;
+  }
 
   function mergeStatus(tile, msg) {
     for (const k of STATUS_KEYS) {
@@ -155,7 +171,7 @@
     if (typeof c.viewers === 'number') parts.push(c.viewers + (c.viewers === 1 ? ' viewer' : ' viewers'));
     tile.details.textContent = parts.join(' · ');
 
-    const problem = tile.wsError || c.reason || c.last_error || '';
+    const problem = tile.wsError || withKind(c.error_kind, c.reason || c.last_error || '');
     tile.err.textContent = problem;
     tile.err.title = problem;
 
@@ -167,7 +183,7 @@
       reason = tile.wsError;
     } else if (state === 'retrying') {
       title = 'reconnecting…';
-      reason = c.reason || c.last_error || '';
+      reason = withKind(c.error_kind, c.reason || c.last_error || '');
     } else if (state === 'connecting') {
       title = 'connecting…';
       reason = c.reason || '';

@@ -237,6 +237,17 @@
 
   // ---------------------------------------------------------------- status
 
+  // What each failure kind from the API means to a user.
+  const FAILURE_KINDS = {
+    auth: 'wrong user name or password (auth)',
+    refused: 'nothing listens at that address (refused)',
+    timeout: 'no answer (timeout)',
+    not_found: 'wrong path or file (not_found)',
+    unreachable: 'host unreachable (unreachable)',
+    unsupported_codec: 'unsupported codec (unsupported_codec)',
+    protocol: 'camera or network error (protocol)',
+  };
+
   function setField(name, value, cls) {
     const dd = document.querySelector('#status dd[data-field="' + name + '"]');
     if (!dd) return;
@@ -260,6 +271,8 @@
     setField('viewers', c.viewers);
     setField('reconnects', c.reconnects);
     setField('last_error', c.last_error, c.last_error ? 'bad' : '');
+    setField('error_kind', c.error_kind ? (FAILURE_KINDS[c.error_kind] || c.error_kind) : null,
+      c.error_kind ? 'bad' : '');
     setField('last_frame_age_ms', typeof c.last_frame_age_ms === 'number' ? c.last_frame_age_ms + ' ms' : null);
     setField('url', c.url);
     setField('substream_url', c.substream_url);
