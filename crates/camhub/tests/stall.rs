@@ -109,12 +109,14 @@ async fn a_stalled_viewer_costs_healthy_viewers_no_frames_and_camhub_no_memory()
         "{summary}"
     );
     // The window saw real traffic: at least 10 of the demo's 25 fps on this shared machine.
-    assert!(encoded >= 10.0 * WINDOW.as_secs_f64(), "{summary}");
+    assert!(frames_in >= 10.0 * WINDOW.as_secs_f64(), "{summary}");
+    // Measured against the frames taken in from the camera, not the JPEGs encoded: a frame camhub
+    // skipped before encoding (the encoder held back by the stalled viewer) is a frame lost too.
     for (i, (got, viewer)) in received.iter().zip(&healthy).enumerate() {
         assert!(viewer.error().is_none(), "viewer {i}: {:?}", viewer.error());
         assert!(
-            *got as f64 >= 0.95 * encoded,
-            "healthy viewer {i} received {got} of {encoded} frames; {summary}"
+            *got as f64 >= 0.95 * frames_in,
+            "healthy viewer {i} received {got} of the {frames_in} frames camhub took in; {summary}"
         );
     }
     assert!(
