@@ -106,13 +106,14 @@ pub fn fit_size(
     // A pixel aspect ratio (or a size) from the camera must not make the display size, and so the
     // pictures camhub allocates, unbounded: clamp it into MAX_DIMENSION, keeping the aspect.
     let max = u128::from(MAX_DIMENSION);
+    // From the exact display aspect an / ad, not the rounded sides, so the clamped picture keeps it.
     if native_w > max {
-        native_h = round_even(native_h * max, native_w);
         native_w = max;
+        native_h = round_even(max * ad, an);
     }
     if native_h > max {
-        native_w = round_even(native_w * max, native_h);
         native_h = max;
+        native_w = round_even(max * an, ad);
     }
     // Which side binds: width binds if req_w / aspect <= req_h, i.e. req_w * ad <= req_h * an.
     let by_width = match (req_w, req_h) {
