@@ -305,6 +305,7 @@ impl<'a> Decode<'a> {
                     }
                     let colour = Some(Colour {
                         full_range: pic.is_full_range(),
+                        matrix: pic.matrix(),
                     });
                     self.h.packets.note_picture(self.generation, (w, h), colour);
                     self.publish(

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use camhub_codec::{Picture, StreamParams};
+use camhub_codec::{ColourMatrix, Picture, StreamParams};
 use camhub_media::ring::{Cursor, PacketRing, Read, RingLimits};
 use tokio::sync::watch;
 
@@ -74,6 +74,8 @@ pub struct TapParams {
 pub struct Colour {
     /// Full (0–255) rather than limited (16–235) range.
     pub full_range: bool,
+    /// The YCbCr matrix (BT.601 when the stream signals none, as FFmpeg reads it).
+    pub matrix: ColourMatrix,
 }
 
 /// A camera stream's packet tap. See the module docs.
