@@ -1,6 +1,7 @@
 //! [`Picture`]: one decoded video frame in planar YUV, owned, sendable between threads. It wraps an
 //! FFmpeg frame so decoder output reaches the scaler and the JPEG encoder without a copy.
 
+use camhub_media::colour::LumaWeights;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::util::color::{Range, Space};
 use ffmpeg_next::util::frame::video::Video;
@@ -52,6 +53,17 @@ impl ColourMatrix {
             ColourMatrix::Fcc => 4,       // SWS_CS_FCC
             ColourMatrix::Smpte240m => 7, // SWS_CS_SMPTE240M
             ColourMatrix::Bt2020 => 9,    // SWS_CS_BT2020
+        }
+    }
+
+    /// This matrix's luma weights, for `camhub_media::colour`'s conversion to JPEG's BT.601.
+    pub(crate) fn luma_weights(self) -> LumaWeights {
+        match self {
+            ColourMatrix::Bt601 => LumaWeights::BT601,
+            ColourMatrix::Bt709 => LumaWeights::BT709,
+            ColourMatrix::Bt2020 => LumaWeights::BT2020,
+            ColourMatrix::Smpte240m => LumaWeights::SMPTE240M,
+            ColourMatrix::Fcc => LumaWeights::FCC,
         }
     }
 }
@@ -127,8 +139,9 @@ impl Picture {
             && self.matrix() == ColourMatrix::Bt601
     }
 
-    /// Mutable access to the three planes as `(data, stride, width, height)`, for drawing.
-    /// Only for 4:2:0 pictures made by [`Picture::new_yuv420_full`].
+    /// Mutable access to the three planes as `(data, stride, width, height)`, for drawing and for
+    /// the scaler's colour conversion. Only for 8-bit 4:2:0 pictures: those made by
+    /// [`Picture::new_yuv420_full`] and the scaler's output.
     pub fn planes_mut(&mut self) -> [(&mut [u8], usize, usize, usize); 3] {
         let (w, h) = (self.width() as usize, self.height() as usize);
         let strides = [

@@ -238,6 +238,40 @@ fn h265_signalling_bt709_is_converted_to_jpegs_bt601() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// 4:2:2 pictures take the scaler's swscale path even at native size (only 8-bit 4:2:0 is converted
+/// directly), so this covers swscale repacking plus the matrix conversion after it.
+#[test]
+fn h264_422_signalling_bt709_is_converted_to_jpegs_bt601() {
+    let clip = clip(
+        "h264-422-bt709",
+        "scale=out_color_matrix=bt709:out_range=tv,format=yuv422p",
+        &[
+            "-c:v",
+            "libx264",
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+        ],
+    );
+    let failures = compare("h264 4:2:2 bt709", &clip, ColourMatrix::Bt709);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Many cameras' MJPEG is 4:2:2: full range and BT.601 already, it only needs repacking to 4:2:0.
+#[test]
+fn mjpeg_422_keeps_its_colours() {
+    let clip = clip(
+        "mjpeg-422",
+        "scale=out_color_matrix=bt601:out_range=pc,format=yuvj422p",
+        &["-c:v", "mjpeg", "-q:v", "2"],
+    );
+    let failures = compare("mjpeg 4:2:2", &clip, ColourMatrix::Bt601);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn mjpeg_is_bt601_and_jpeg_ready() {
     let clip = clip("mjpeg", TO_JPEG, &["-c:v", "mjpeg", "-q:v", "2"]);

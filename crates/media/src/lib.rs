@@ -3,6 +3,7 @@
 //! of it is unit-tested and fuzzed directly, and a panic here is always a bug, never bad input.
 
 pub mod backoff;
+pub mod colour;
 pub mod draw;
 pub mod jpeg;
 pub mod multipart;
