@@ -132,6 +132,16 @@ impl Decoder {
         Ok(Decoder { inner })
     }
 
+    /// While `on`, frames no other frame refers to (most B-frames) are not decoded: a decoder
+    /// catching up on a backlog shows only its newest picture, so decoding them would be wasted.
+    pub fn skip_non_reference(&mut self, on: bool) {
+        self.inner.skip_frame(if on {
+            ff::codec::discard::Discard::NonReference
+        } else {
+            ff::codec::discard::Discard::Default
+        });
+    }
+
     /// Decodes one packet (an access unit) and returns the pictures it completed. A damaged packet is
     /// an error for that packet only; the decoder stays usable and recovers at the next keyframe.
     pub fn decode(&mut self, data: &[u8], pts: Option<i64>) -> Result<Vec<Picture>, CodecError> {
