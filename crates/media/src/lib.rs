@@ -2,6 +2,7 @@
 //! arguments and returns results. No sockets, no threads, no wall clock, no FFmpeg, no tokio — so all
 //! of it is unit-tested and fuzzed directly, and a panic here is always a bug, never bad input.
 
+pub mod annexb;
 pub mod backoff;
 pub mod colour;
 pub mod draw;

@@ -6,7 +6,6 @@
 //! libjpeg-turbo's scaled decoding at the smallest scale that still covers the largest size asked for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use super::pipeline::{cpu_since, DecodeHandle};
 use super::status::Metrics;
 use super::taps::{Frame, FrameContent};
 use super::variants::{JpegFrame, Output, Slot, Variants};
+use super::worker::Worker;
 
 /// Everything the encoder thread of one stream may touch.
 pub struct EncodeHandle {
@@ -29,7 +29,7 @@ pub struct EncodeHandle {
     pub decode: Arc<DecodeHandle>,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    running: AtomicBool,
+    worker: Worker,
 }
 
 impl EncodeHandle {
@@ -45,37 +45,24 @@ impl EncodeHandle {
             variants,
             decode,
             metrics,
-            running: AtomicBool::new(false),
+            worker: Worker::default(),
         }
     }
 
     /// Starts the encoder thread unless it runs; wakes it either way (a variant was added).
     pub fn ensure_running(self: &Arc<Self>) {
         self.decode.pictures.wake();
-        if self.running.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let h = self.clone();
-        let span = tracing::info_span!("camera", id = %self.id);
-        let spawned = std::thread::Builder::new()
-            .name(format!("cam-{}/jpeg", self.id))
-            .spawn(move || {
-                let _enter = span.enter();
-                loop {
-                    match Encoder::new(&h) {
-                        Ok(mut e) => e.run(),
-                        Err(e) => warn!("cannot start the JPEG codec: {e}"),
-                    }
-                    h.running.store(false, Ordering::SeqCst);
-                    if !h.variants.wanted() || h.running.swap(true, Ordering::SeqCst) {
-                        break;
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            warn!("cannot start the JPEG encoder thread: {e}");
-            self.running.store(false, Ordering::SeqCst);
-        }
+        Worker::ensure(
+            self,
+            |h| &h.worker,
+            format!("cam-{}/jpeg", self.id),
+            &self.id,
+            |h| h.variants.wanted(),
+            |h| match Encoder::new(h) {
+                Ok(mut e) => e.run(),
+                Err(e) => warn!("cannot start the JPEG codec: {e}"),
+            },
+        );
     }
 }
 

@@ -8,6 +8,7 @@ pub mod render;
 pub mod status;
 pub mod taps;
 pub mod variants;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;

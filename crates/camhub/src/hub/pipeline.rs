@@ -7,7 +7,6 @@
 //! demo camera's pictures are drawn here. Nothing here runs on the async runtime, and nothing here
 //! knows the camera beyond the narrow [`DecodeHandle`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use super::taps::{
     Colour, Delivery, Frame, FrameContent, PacketSubscriber, PacketTap, PictureSubscriber,
     PictureTap,
 };
+use super::worker::Worker;
 
 /// The decoder's lag limit on the packet tap: a decoder that falls further behind than this skips
 /// to the newest keyframe (a freeze, never seconds of lag).
@@ -99,7 +99,7 @@ pub struct DecodeHandle {
     pub decode_threads: usize,
     /// How long decoding goes on after the last picture subscriber left.
     pub grace: Duration,
-    running: AtomicBool,
+    worker: Worker,
 }
 
 impl DecodeHandle {
@@ -125,7 +125,7 @@ impl DecodeHandle {
             metrics,
             decode_threads,
             grace,
-            running: AtomicBool::new(false),
+            worker: Worker::default(),
         }
     }
 
@@ -138,34 +138,19 @@ impl DecodeHandle {
 
     /// True while the decode thread runs.
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::SeqCst)
+        self.worker.is_running()
     }
 
     /// Starts the decode thread unless it runs already.
     pub fn ensure_running(self: &Arc<Self>) {
-        if self.running.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let h = self.clone();
-        let span = tracing::info_span!("camera", id = %self.id);
-        let spawned = std::thread::Builder::new()
-            .name(format!("cam-{}/decode", self.id))
-            .spawn(move || {
-                let _enter = span.enter();
-                loop {
-                    Decode::new(&h).run();
-                    h.running.store(false, Ordering::SeqCst);
-                    // A subscriber that arrived while this thread was deciding to stop saw
-                    // `running` set and did not start one: check again.
-                    if h.pictures.subscribers() == 0 || h.running.swap(true, Ordering::SeqCst) {
-                        break;
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            warn!("cannot start the decode thread: {e}");
-            self.running.store(false, Ordering::SeqCst);
-        }
+        Worker::ensure(
+            self,
+            |h| &h.worker,
+            format!("cam-{}/decode", self.id),
+            &self.id,
+            |h| h.pictures.subscribers() > 0,
+            |h| Decode::new(h).run(),
+        );
     }
 }
 

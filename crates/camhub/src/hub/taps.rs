@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use camhub_codec::{ColourMatrix, Picture, StreamParams};
+use camhub_media::annexb::{nal_units, Coding};
 use camhub_media::ring::{Cursor, PacketRing, Read, RingLimits};
 use tokio::sync::watch;
 
@@ -302,38 +303,19 @@ fn read(ring: &PacketRing<Arc<Packet>>, cursor: &mut Cursor, lag: u64) -> Option
     }
 }
 
-/// The parameter-set NAL units (without start codes) of an Annex B keyframe.
+/// The parameter-set NAL units (without start codes) of an Annex B keyframe. They precede its first
+/// slice, so the scan stops there: a keyframe of hundreds of kilobytes costs a few header bytes.
 fn parameter_sets(data: &[u8], codec: &str) -> Vec<Bytes> {
-    let is_set = |header: u8| match codec {
-        "h264" => matches!(header & 0x1f, 7 | 8),
-        "h265" => matches!((header >> 1) & 0x3f, 32..=34),
-        _ => false,
+    let coding = match codec {
+        "h264" => Coding::H264,
+        "h265" => Coding::H265,
+        _ => return Vec::new(),
     };
-    if !matches!(codec, "h264" | "h265") {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    for (n, &s) in starts.iter().enumerate() {
-        let mut e = starts.get(n + 1).map_or(data.len(), |&next| next - 3);
-        // A four-byte start code leaves its leading zero at the end of the previous unit.
-        while e > s && data[e - 1] == 0 {
-            e -= 1;
-        }
-        if e > s && is_set(data[s]) {
-            out.push(Bytes::copy_from_slice(&data[s..e]));
-        }
-    }
-    out
+    nal_units(data)
+        .take_while(|nal| !coding.is_slice(nal))
+        .filter(|nal| coding.is_parameter_set(nal))
+        .map(Bytes::copy_from_slice)
+        .collect()
 }
 
 /// One picture of a camera, as the picture tap publishes it.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use camhub_codec::{Codec, StreamParams};
 use camhub_config::RtspTransport;
+use camhub_media::annexb::{nal_units, Coding};
 use futures::StreamExt;
 use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
@@ -166,19 +167,10 @@ impl RtspSource {
 
 /// NAL unit types in an Annex B access unit (for trace logs).
 fn nal_types(data: &[u8], codec: Codec) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 3 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let h = data[i + 3];
-            out.push(if codec == Codec::H265 {
-                (h >> 1) & 0x3f
-            } else {
-                h & 0x1f
-            });
-            i += 3;
-        }
-        i += 1;
-    }
-    out
+    let coding = if codec == Codec::H265 {
+        Coding::H265
+    } else {
+        Coding::H264
+    };
+    nal_units(data).map(|nal| coding.nal_type(nal)).collect()
 }
