@@ -1,8 +1,9 @@
-//! The `camhub` command: `camhub` (built-in demo camera), `camhub --config FILE`, `camhub check FILE`.
-//! Thin: parses arguments, sets up logging, runs the server until SIGINT/SIGTERM.
+//! The `camhub` command: `camhub` (built-in demo camera), `camhub --config FILE`,
+//! `camhub check [--strict] FILE`. Thin: parses arguments, sets up logging, runs the server until
+//! SIGINT/SIGTERM (SIGHUP re-checks the config file).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use camhub::http::{app, serve, AppState};
 use camhub::hub::Hub;
-use camhub_config::Config;
+use camhub_config::{Config, ConfigErrors, Probe};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -18,21 +19,49 @@ const USAGE: &str = "\
 camhub — connect once to each camera, serve it to any number of viewers
 
 usage:
-  camhub [OPTIONS]                run with the built-in demo camera on http://127.0.0.1:8080/
-  camhub [OPTIONS] --config FILE  run with the cameras in FILE (see docs/config.md)
-  camhub check FILE               validate FILE and exit (0 = valid, 2 = invalid)
+  camhub [OPTIONS]                 run with the built-in demo camera on http://127.0.0.1:8080/
+  camhub [OPTIONS] --config FILE   run with the cameras in FILE (see docs/config.md)
+  camhub check [--strict] FILE     check FILE and exit (0 = valid, 2 = invalid); see camhub check --help
   camhub --help | --version
 
 options:
-  --log-format text|json          log lines as text (the default; coloured only when stdout is a
-                                  terminal and NO_COLOR is unset) or as one JSON object per line,
-                                  for log shippers
+  -c, --config FILE                the config file (TOML); without it, the built-in demo camera
+      --log-format text|json       log lines as text (the default; coloured only when stdout is a
+                                   terminal and NO_COLOR is unset) or as one JSON object per line,
+                                   for log shippers
+  -h, --help                       print this help
+  -V, --version                    print the version
 
+signals: SIGINT/SIGTERM stop camhub (cameras are closed cleanly); SIGHUP re-checks the config file
+and logs the result (changes apply on restart)
 logging: to stdout, camera credentials scrubbed; RUST_LOG=debug for more (default info)";
 
+const CHECK_USAGE: &str = "\
+camhub check — check a config file without starting camhub
+
+usage:
+  camhub check [--strict] FILE
+
+Prints every error (file:line:column: key: what is wrong — how to fix it) and every warning (a
+valid value that is almost certainly a mistake: a placeholder host such as IP or HOST left from an
+example, an ESP32-CAM stream URL without :81, an input_format FFmpeg does not know), then each
+camera with its URL (credentials hidden).
+
+options:
+  --strict      warnings fail the check too
+  -h, --help    print this help
+
+exit status: 0 = valid, 2 = errors (or warnings with --strict)";
+
+#[derive(Debug, PartialEq)]
 enum Command {
     Run(Option<PathBuf>),
-    Check(PathBuf),
+    Check {
+        path: PathBuf,
+        strict: bool,
+    },
+    /// Print this text to stdout and exit 0 (`--help`, `--version`).
+    Print(String),
 }
 
 /// How log lines are written (`--log-format`).
@@ -71,26 +100,78 @@ fn log_format(args: &[String]) -> Result<(LogFormat, Vec<String>), String> {
     Ok((format, rest))
 }
 
-fn parse_args(args: &[String]) -> Result<Option<Command>, String> {
-    match args {
-        [] => Ok(Some(Command::Run(None))),
-        [flag] if flag == "--help" || flag == "-h" => {
-            println!("{USAGE}");
-            Ok(None)
+/// The command line (without `--log-format`, taken out before) as a [`Command`]; `Err` is the
+/// message for stderr (exit status 2), always ending with the usage that applies.
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    if args.first().is_some_and(|a| a == "check") {
+        return parse_check(&args[1..]);
+    }
+    let mut config = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => return Ok(Command::Print(USAGE.to_owned())),
+            "-V" | "--version" => {
+                return Ok(Command::Print(format!(
+                    "camhub {}",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            }
+            "-c" | "--config" => {
+                let Some(file) = args.next() else {
+                    return Err(format!("{arg} needs a file name\n\n{USAGE}"));
+                };
+                config = Some(PathBuf::from(file));
+            }
+            _ if arg.starts_with("--config=") => {
+                config = Some(PathBuf::from(&arg["--config=".len()..]));
+            }
+            _ if arg.ends_with(".toml") && config.is_none() => {
+                return Err(format!(
+                    "unexpected argument \"{arg}\": to run with this file write camhub --config {arg}\n\n{USAGE}"
+                ));
+            }
+            _ => return Err(format!("unexpected argument \"{arg}\"\n\n{USAGE}")),
         }
-        [flag] if flag == "--version" || flag == "-V" => {
-            println!("camhub {}", env!("CARGO_PKG_VERSION"));
-            Ok(None)
+    }
+    Ok(Command::Run(config))
+}
+
+fn parse_check(args: &[String]) -> Result<Command, String> {
+    let mut strict = false;
+    let mut path = None;
+    for arg in args {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Print(CHECK_USAGE.to_owned())),
+            "--strict" => strict = true,
+            _ if arg.starts_with('-') && arg.len() > 1 => {
+                return Err(format!("unknown option \"{arg}\"\n\n{CHECK_USAGE}"))
+            }
+            _ if path.is_none() => path = Some(PathBuf::from(arg)),
+            _ => {
+                return Err(format!(
+                    "check takes one file, got \"{arg}\" too\n\n{CHECK_USAGE}"
+                ))
+            }
         }
-        [flag, file] if flag == "--config" || flag == "-c" => {
-            Ok(Some(Command::Run(Some(PathBuf::from(file)))))
-        }
-        [cmd, file] if cmd == "check" => Ok(Some(Command::Check(PathBuf::from(file)))),
-        _ => Err(format!(
-            "unexpected arguments: {}\n\n{USAGE}",
-            args.join(" ")
+    }
+    match path {
+        Some(path) => Ok(Command::Check { path, strict }),
+        None => Err(format!(
+            "check needs the config file to check\n\n{CHECK_USAGE}"
         )),
     }
+}
+
+/// What the config crate cannot know by itself, answered by this program's FFmpeg.
+fn probe() -> Probe<'static> {
+    Probe {
+        has_input_format: &camhub_codec::demux::has_input_format,
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    camhub_config::load_with(path, &probe())
 }
 
 fn main() -> ExitCode {
@@ -103,19 +184,22 @@ fn main() -> ExitCode {
         }
     };
     let command = match parse_args(&args) {
-        Ok(Some(c)) => c,
-        Ok(None) => return ExitCode::SUCCESS,
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
     match command {
-        Command::Check(path) => check(&path),
+        Command::Print(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::Check { path, strict } => check(&path, strict),
         Command::Run(path) => {
             let config = match &path {
                 None => Config::demo(),
-                Some(p) => match camhub_config::load(p) {
+                Some(p) => match load(p) {
                     Ok(c) => c,
                     Err(errors) => {
                         eprintln!("{errors}");
@@ -125,7 +209,10 @@ fn main() -> ExitCode {
                 },
             };
             init_logging(&config, format);
-            match run(config) {
+            for w in &config.warnings {
+                warn!("config: {w}");
+            }
+            match run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e:#}");
@@ -137,8 +224,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match camhub_config::load(path) {
+fn check(path: &Path, strict: bool) -> ExitCode {
+    match load(path) {
         Ok(config) => {
             println!(
                 "{}: valid, {} camera(s)",
@@ -154,7 +241,23 @@ fn check(path: &std::path::Path) -> ExitCode {
             if config.cameras.is_empty() {
                 println!("warning: no [[camera]] tables: camhub will serve nothing");
             }
-            ExitCode::SUCCESS
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
+            match config.warnings.len() {
+                0 => ExitCode::SUCCESS,
+                n if strict => {
+                    eprintln!(
+                        "{}: {n} warning(s), and --strict fails on warnings",
+                        path.display()
+                    );
+                    ExitCode::from(2)
+                }
+                n => {
+                    println!("{n} warning(s): camhub runs with them (--strict fails on them)");
+                    ExitCode::SUCCESS
+                }
+            }
         }
         Err(errors) => {
             eprintln!("{errors}");
@@ -290,19 +393,19 @@ fn scrub_json(value: &mut serde_json::Value, secrets: &[String]) {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("camhub-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, path))?;
     // MJPEG viewers of a stuck client could hold tasks; don't wait for them forever.
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     camhub_codec::init();
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
@@ -325,6 +428,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() {
         warn!("listening on {listen}: anyone who can reach this address can watch the cameras (there is no login yet)");
     }
+    tokio::spawn(recheck_on_sighup(path));
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down");
@@ -357,5 +461,118 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// `systemctl reload camhub` sends SIGHUP, whose default action would kill camhub. Until the config
+/// can be applied while running, a SIGHUP re-reads and checks the file and says what a restart
+/// would do, so a reload never stops the cameras and a broken edit is caught before the restart.
+async fn recheck_on_sighup(path: Option<PathBuf>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot watch SIGHUP: {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            info!("SIGHUP: running the built-in demo config, there is no file to re-read");
+            continue;
+        };
+        // Reading the file blocks; it is small, but the runtime's threads serve viewers.
+        let path_for_load = path.clone();
+        match tokio::task::spawn_blocking(move || load(&path_for_load)).await {
+            Ok(Ok(config)) => {
+                for w in &config.warnings {
+                    warn!("SIGHUP: config: {w}");
+                }
+                info!(
+                    "SIGHUP: {} is valid ({} camera(s)); camhub applies config changes when it restarts (systemctl restart camhub)",
+                    path.display(),
+                    config.cameras.len()
+                );
+            }
+            Ok(Err(errors)) => {
+                for e in &errors.0 {
+                    error!("SIGHUP: config: {e}");
+                }
+                error!(
+                    "SIGHUP: {} has errors: camhub keeps running with the config it started with; fix them before restarting",
+                    path.display()
+                );
+            }
+            Err(e) => error!("SIGHUP: checking the config failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(parse_args(&args("")), Ok(Command::Run(None)));
+        for line in ["-c a.toml", "--config a.toml", "--config=a.toml"] {
+            assert_eq!(
+                parse_args(&args(line)),
+                Ok(Command::Run(Some("a.toml".into()))),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse_args(&args("check --strict a.toml")),
+            Ok(Command::Check {
+                path: "a.toml".into(),
+                strict: true
+            })
+        );
+        assert_eq!(
+            parse_args(&args("check a.toml --strict")),
+            Ok(Command::Check {
+                path: "a.toml".into(),
+                strict: true
+            })
+        );
+        assert_eq!(
+            parse_args(&args("check --help")),
+            Ok(Command::Print(CHECK_USAGE.into()))
+        );
+        assert_eq!(
+            parse_args(&args("--help")),
+            Ok(Command::Print(USAGE.into()))
+        );
+        let e = parse_args(&args("check")).unwrap_err();
+        assert!(e.starts_with("check needs the config file"), "{e}");
+        assert!(e.ends_with(CHECK_USAGE), "{e}");
+        let e = parse_args(&args("a.toml")).unwrap_err();
+        assert!(e.contains("camhub --config a.toml"), "{e}");
+        assert!(parse_args(&args("-c"))
+            .unwrap_err()
+            .contains("needs a file name"));
+        assert!(parse_args(&args("check a.toml b.toml")).is_err());
+        assert!(parse_args(&args("check --strcit a.toml")).is_err());
+        assert!(parse_args(&args("--bogus")).is_err());
+    }
+
+    #[test]
+    fn the_usage_names_every_option_parse_args_takes() {
+        for option in [
+            "-c, --config FILE",
+            "--log-format",
+            "--help",
+            "--version",
+            "check [--strict] FILE",
+        ] {
+            assert!(USAGE.contains(option), "{option}");
+        }
+        assert!(CHECK_USAGE.contains("--strict"));
     }
 }

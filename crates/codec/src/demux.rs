@@ -79,20 +79,11 @@ impl Demuxer {
             dict.set("rw_timeout", "10000000");
         }
         let format_ptr = match format {
-            Some(name) => {
-                let cname = CString::new(name)
-                    .map_err(|_| CodecError::Unsupported(format!("bad input_format {name:?}")))?;
-                // SAFETY: av_find_input_format takes a NUL-terminated name and returns a static
-                // descriptor or null (checked).
-                #[allow(unsafe_code)]
-                let fmt = unsafe { ff::ffi::av_find_input_format(cname.as_ptr()) };
-                if fmt.is_null() {
-                    return Err(CodecError::Unsupported(format!(
-                        "this FFmpeg has no input format named {name:?} (see `ffmpeg -formats`)"
-                    )));
-                }
-                fmt
-            }
+            Some(name) => find_input_format(name).ok_or_else(|| {
+                CodecError::Unsupported(format!(
+                    "this FFmpeg has no input format named {name:?} (see `ffmpeg -formats`)"
+                ))
+            })?,
             None => std::ptr::null(),
         };
         let ctx = open_interruptible(input, format_ptr, dict, &stop).map_err(|source| {
@@ -256,5 +247,37 @@ fn open_interruptible(
             return Err(ff::Error::from(res));
         }
         Ok(ff::format::context::Input::wrap(ctx))
+    }
+}
+
+/// Whether this FFmpeg has a demuxer (input format, `-f`) named `name`, e.g. `v4l2`: what
+/// `camhub check` asks of an `input_format`, so a typo shows before the camera is opened.
+pub fn has_input_format(name: &str) -> bool {
+    crate::init();
+    find_input_format(name).is_some()
+}
+
+/// libavformat's descriptor of the input format `name`; `None` for an unknown name or one with a
+/// NUL byte.
+fn find_input_format(name: &str) -> Option<*const ff::ffi::AVInputFormat> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: av_find_input_format takes a NUL-terminated name and returns a static descriptor or
+    // null (checked).
+    #[allow(unsafe_code)]
+    let fmt = unsafe { ff::ffi::av_find_input_format(cname.as_ptr()) };
+    (!fmt.is_null()).then_some(fmt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_input_format;
+
+    #[test]
+    fn knows_the_formats_every_ffmpeg_build_has_and_refuses_typos() {
+        assert!(has_input_format("mjpeg"));
+        assert!(has_input_format("lavfi"));
+        assert!(!has_input_format("v4l3"));
+        assert!(!has_input_format(""));
+        assert!(!has_input_format("v4l2\0"));
     }
 }

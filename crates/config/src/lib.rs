@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod duration;
 mod error;
+mod lint;
 mod parse;
 mod source;
 
@@ -33,23 +34,67 @@ pub use error::{ConfigError, ConfigErrors};
 ///     — use a duration like \"30s\", \"500ms\" or \"2m\"");
 /// ```
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    parse::parse(text, origin)
+    parse::parse(text, origin, &Probe::default())
+}
+
+/// [`parse`], asking `probe` what only the running program can know (which input formats its
+/// FFmpeg has), so those mistakes become warnings with a line too.
+pub fn parse_with(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Config, ConfigErrors> {
+    parse::parse(text, origin, probe)
 }
 
 /// Reads and parses a file. An unreadable file (missing, no permission, not UTF-8) is one
-/// [`ConfigError`] naming the path and the OS error, with no line.
+/// [`ConfigError`] naming the path and the OS error, with no line; a missing one says "not found"
+/// with the absolute path that was tried (a relative path is relative to the directory camhub was
+/// started in, which a service or a script may not make obvious).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &Probe::default())
+}
+
+/// [`load`] with a [`Probe`], see [`parse_with`].
+pub fn load_with(path: &Path, probe: &Probe<'_>) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &origin),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            origin,
+    let unreadable = |message: String, fix: String| {
+        Err(ConfigErrors(vec![ConfigError {
+            origin: origin.clone(),
             line: None,
             column: None,
             key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-            fix: "check the path, its permissions, and that it is UTF-8 text".to_owned(),
-        }])),
+            message,
+            fix,
+        }]))
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse::parse(&text, &origin, probe),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tried = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            unreadable(
+                format!("config file not found (tried {})", tried.display()),
+                "check the path (a relative path is relative to the directory camhub was \
+                 started in), or start camhub without --config for the built-in demo camera"
+                    .to_owned(),
+            )
+        }
+        Err(e) => unreadable(
+            format!("cannot read the config file: {e}"),
+            "check the path, its permissions, and that it is UTF-8 text".to_owned(),
+        ),
+    }
+}
+
+/// What the config crate asks of the program that loads a config, which it cannot know itself
+/// (it never calls FFmpeg). The default knows nothing and so warns about nothing.
+pub struct Probe<'a> {
+    /// Whether FFmpeg has an input format (demuxer) of this name; an unknown `input_format` is a
+    /// warning.
+    pub has_input_format: &'a dyn Fn(&str) -> bool,
+}
+
+impl Default for Probe<'_> {
+    fn default() -> Self {
+        Probe {
+            has_input_format: &|_| true,
+        }
     }
 }
 
@@ -78,6 +123,7 @@ impl Config {
                 watchdog: Duration::from_secs(10),
                 decode_threads: 1,
             }],
+            warnings: Vec::new(),
         }
     }
 }
@@ -102,6 +148,11 @@ pub struct Config {
     pub server: Server,
     /// The `[[camera]]` tables, in file order.
     pub cameras: Vec<Camera>,
+    /// Values that are valid but almost certainly a mistake (a placeholder host left from an
+    /// example, an ESP32-CAM stream URL without `:81`, an `input_format` FFmpeg does not know), in
+    /// file order, shaped like errors (place, key, message, fix). They never stop camhub;
+    /// `camhub check --strict` fails on them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// The `[server]` table: where and how camhub serves.

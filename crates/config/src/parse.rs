@@ -12,8 +12,9 @@ use toml::Spanned;
 
 use crate::duration::{format_duration, parse_duration, DURATION_FIX};
 use crate::error::{ConfigError, ConfigErrors, LineIndex};
+use crate::lint::{url_warnings, CREDENTIAL_FIX, CREDENTIAL_KEYS};
 use crate::source::{classify, Scheme};
-use crate::{Camera, Config, Credentials, RtspTransport, Server, SourceKind, SourceSpec};
+use crate::{Camera, Config, Credentials, Probe, RtspTransport, Server, SourceKind, SourceSpec};
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
 type Key<'i> = Spanned<Cow<'i, str>>;
@@ -50,11 +51,13 @@ const SYNTAX_FIX: &str =
 const ID_FIX: &str = "use 1 to 64 characters from a-z, 0-9, _ and -, like \"front-door\"";
 
 /// Parses and validates a whole file; see [`crate::parse`].
-pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         origin,
         lines: LineIndex::new(text),
         errors: Vec::new(),
+        warnings: Vec::new(),
+        probe,
     };
     let root = match DeTable::parse(text) {
         Ok(root) => root,
@@ -74,7 +77,13 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         }
     }
     if cx.errors.is_empty() {
-        Ok(Config { server, cameras })
+        let mut warnings = cx.warnings;
+        warnings.sort_by_key(|w| (w.line.unwrap_or(0), w.column.unwrap_or(0)));
+        Ok(Config {
+            server,
+            cameras,
+            warnings,
+        })
     } else {
         Err(cx.finish())
     }
@@ -142,11 +151,14 @@ fn label(s: &Scheme) -> &'static str {
     }
 }
 
-/// The parse context: where errors go and how byte offsets become lines.
+/// The parse context: where errors and warnings go, how byte offsets become lines, and what the
+/// caller can tell about the machine.
 struct Cx<'a> {
     origin: &'a str,
     lines: LineIndex<'a>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    probe: &'a Probe<'a>,
 }
 
 /// The camera keys that depend on the URL kind, kept with the span of their key until the URLs are
@@ -169,15 +181,31 @@ impl Cx<'_> {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) {
+        let e = self.at(at, key, message.into(), fix.into());
+        self.errors.push(e);
+    }
+
+    fn warn(
+        &mut self,
+        at: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let w = self.at(at, key, message.into(), fix.into());
+        self.warnings.push(w);
+    }
+
+    fn at(&self, at: Range<usize>, key: &str, message: String, fix: String) -> ConfigError {
         let (line, column) = self.lines.position(at.start);
-        self.errors.push(ConfigError {
+        ConfigError {
             origin: self.origin.to_owned(),
             line: Some(line),
             column: Some(column),
             key: key.to_owned(),
-            message: message.into(),
-            fix: fix.into(),
-        });
+            message,
+            fix,
+        }
     }
 
     fn finish(mut self) -> ConfigErrors {
@@ -201,6 +229,8 @@ impl Cx<'_> {
             format!("\"{name}\" is a server key: put it after the [server] line; valid top-level keys: {list}")
         } else if prefix.starts_with("camera") && SERVER_KEYS.contains(&lower.as_str()) {
             format!("\"{name}\" is a [server] key, not a camera key; valid camera keys: {list}")
+        } else if prefix.starts_with("camera") && CREDENTIAL_KEYS.contains(&lower.as_str()) {
+            CREDENTIAL_FIX.to_owned()
         } else if prefix == "server." && CAMERA_KEYS.contains(&lower.as_str()) {
             format!("\"{name}\" is a camera key: put it after a [[camera]] line; valid server keys: {list}")
         } else if let Some(best) = closest(name, valid) {
@@ -519,6 +549,14 @@ impl Cx<'_> {
                             "name a libavformat input format like \"v4l2\", or leave the key out";
                         self.error(value.span(), path, "input_format is empty", fix);
                     } else {
+                        if !(self.probe.has_input_format)(&s) {
+                            let message =
+                                format!("this FFmpeg has no input format named \"{s}\"");
+                            let fix = "use a name from `ffmpeg -hide_banner -formats` (column D), \
+                                       like \"v4l2\" for a USB webcam, or leave the key out to let \
+                                       FFmpeg guess";
+                            self.warn(value.span(), path, message, fix);
+                        }
                         opts.input_format = Some((s, key_span));
                     }
                 }
@@ -542,7 +580,10 @@ impl Cx<'_> {
         }
         let main = match &url {
             Some((u, at)) => match classify(u) {
-                Ok(s) => Some(s),
+                Ok(s) => {
+                    self.url_warnings(at, &format!("{prefix}url"), u, &s);
+                    Some(s)
+                }
                 Err(e) => {
                     self.error(at.clone(), &format!("{prefix}url"), e.message, e.fix);
                     None
@@ -565,7 +606,10 @@ impl Cx<'_> {
         };
         let sub = match &substream {
             Some((u, at)) => match classify(u) {
-                Ok(s) => Some(Some(s)),
+                Ok(s) => {
+                    self.url_warnings(at, &format!("{prefix}substream_url"), u, &s);
+                    Some(Some(s))
+                }
                 Err(e) => {
                     self.error(
                         at.clone(),
@@ -603,6 +647,12 @@ impl Cx<'_> {
             watchdog,
             decode_threads,
         })
+    }
+
+    fn url_warnings(&mut self, at: &Range<usize>, path: &str, raw: &str, scheme: &Scheme) {
+        for w in url_warnings(raw, scheme) {
+            self.warn(at.clone(), path, w.message, w.fix);
+        }
     }
 
     /// Refuses options that do not apply to the camera's kind of URL, so none is silently ignored.

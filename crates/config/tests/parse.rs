@@ -111,16 +111,37 @@ fn every_example_in_the_docs_parses() {
 }
 
 #[test]
-fn an_unreadable_file_is_one_error_naming_the_path() {
+fn a_missing_file_is_one_error_naming_the_path_it_tried() {
     let e = load(Path::new("/nonexistent/camhub.toml")).unwrap_err();
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].line, None);
     let text = e.to_string();
     assert!(
-        text.starts_with("/nonexistent/camhub.toml: cannot read the config file: "),
+        text.starts_with(
+            "/nonexistent/camhub.toml: config file not found (tried /nonexistent/camhub.toml)"
+        ),
         "{text}"
     );
-    assert!(text.contains("No such file"), "{text}");
+    // A relative path is shown as the absolute path it resolved to: the directory a service or a
+    // script started camhub in is not always the one the user thinks of.
+    let e = load(Path::new("no-such-dir/camhub.toml")).unwrap_err();
+    let cwd = std::env::current_dir().unwrap();
+    let tried = cwd.join("no-such-dir/camhub.toml");
+    assert!(
+        e.to_string()
+            .contains(&format!("not found (tried {})", tried.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_one_error_with_the_os_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory is never readable as a file, whoever runs the test (root reads any mode).
+    let e = load(dir.path()).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    let text = e.to_string();
+    assert!(text.contains(": cannot read the config file: "), "{text}");
 }
 
 #[test]
@@ -130,7 +151,8 @@ fn defaults() {
         empty,
         Config {
             server: Server::default(),
-            cameras: vec![]
+            cameras: vec![],
+            warnings: vec![],
         }
     );
     assert_eq!(ok("# only a comment\n[server]\n"), empty);
