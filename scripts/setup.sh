@@ -1,20 +1,50 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing camhub need on Debian/Ubuntu. Idempotent and fast when
-# everything is already there (no apt-get at all then). Runs apt as root, or through sudo.
+# Installs what camhub needs on Debian/Ubuntu, by job:
+#   scripts/setup.sh [build]   build and run camhub (the default; what scripts/run.sh and
+#                              scripts/package-deb.sh need)
+#   scripts/setup.sh test      that, and the test stack (what scripts/test.sh and CI need)
+# Idempotent and fast when everything is already there (no apt-get at all then). Runs apt as root, or
+# through sudo. Installs Rust with rustup when there is no cargo, and stops with the minimum version when
+# the cargo on the PATH is older than the workspace's rust-version.
 set -euo pipefail
 
-PACKAGES=(
+# Run time: the camhub binary links FFmpeg's shared libraries (and libc); nothing else, as its TLS roots
+# are built in. Their package names carry the library's soname and so differ between releases
+# (libavcodec59 on Debian 12, libavcodec60 on Ubuntu 24.04): they are not named here but come with the
+# -dev packages of the build group, and the .deb declares the ones its binary links (dpkg-shlibdeps).
+# Build: compilers, bindgen's libclang, FFmpeg headers, dpkg-dev and binutils for scripts/package-deb.sh,
+# and curl to fetch rustup.
+BUILD=(
   build-essential pkg-config clang libclang-dev cmake nasm
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev
+  dpkg-dev binutils ca-certificates curl
+)
+# Test: the fixtures (the ffmpeg CLI, a GStreamer RTSP server run by python3-gi, headless Chromium) and
+# systemd-analyze, which checks the packaged unit (it works without systemd running).
+TEST=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-x gir1.2-gst-rtsp-server-1.0 python3-gi
-  chromium ca-certificates curl
+  chromium systemd
 )
 
+group=${1:-build}
+case $group in
+  build) packages=("${BUILD[@]}") ;;
+  test) packages=("${BUILD[@]}" "${TEST[@]}") ;;
+  -h | --help)
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+    exit 0
+    ;;
+  *)
+    echo "setup.sh: unknown group \"$group\": use build or test" >&2
+    exit 2
+    ;;
+esac
+
 missing=()
-for pkg in "${PACKAGES[@]}"; do
+for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   if [[ "$status" != "install ok installed" ]]; then
     missing+=("$pkg")
@@ -32,10 +62,11 @@ if ((${#missing[@]} > 0)); then
   fi
   echo "setup.sh: installing ${missing[*]}"
   "${SUDO[@]}" apt-get update
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+# The scripts that call this one put rustup's cargo first on the PATH; check the cargo they will run.
+if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
@@ -43,4 +74,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
   export PATH="$HOME/.cargo/bin:$PATH"
   echo "setup.sh: add \$HOME/.cargo/bin to your PATH (or run: . \"\$HOME/.cargo/env\")"
+fi
+
+# Debian's and Ubuntu's own cargo package is older than camhub's dependencies need.
+root=$(cd "$(dirname "$0")/.." && pwd)
+need=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$root/Cargo.toml" | head -n 1)
+have=$(cargo --version 2>/dev/null | awk '{print $2}' | sed 's/-.*//')
+if [[ -n $need ]] && [[ -z $have || $(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n 1) != "$need" ]]; then
+  {
+    echo "setup.sh: camhub needs Rust $need or newer; $(command -v cargo) is cargo ${have:-of unknown version}."
+    if command -v rustup >/dev/null 2>&1; then
+      echo "  Update it with: rustup update stable && rustup default stable"
+    else
+      echo "  Distribution cargo packages are too old. Install Rust with rustup (https://rustup.rs):"
+      echo "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal"
+      echo "    . \"\$HOME/.cargo/env\""
+      echo "  (this puts \$HOME/.cargo/bin first on the PATH; or remove the old one: sudo apt-get remove cargo rustc)"
+    fi
+  } >&2
+  exit 1
 fi
