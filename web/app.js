@@ -548,7 +548,8 @@
     setInterval(refreshCameras, POLL_MS);
   }
 
-  window.camhub = {
+  // session.js put the login helpers here first.
+  window.camhub = Object.assign(window.camhub || {}, {
     /** {id: {seq, frames, loaded}} for every tile — used by the headless browser tests. */
     tiles: function () {
       const out = {};
@@ -561,7 +562,7 @@
     connected: function () {
       return !!ws && ws.readyState === WebSocket.OPEN;
     },
-  };
+  });
 
   start();
 })();

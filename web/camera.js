@@ -17,6 +17,8 @@
   const qualitySel = $('quality');
   const fpsSel = $('fps');
   const snapBtn = $('snapshot');
+  // The controls apply as they change; Enter must not submit (and reload) the page.
+  $('controls').addEventListener('submit', function (ev) { ev.preventDefault(); });
   const streamLink = $('stream-link');
   const messageEl = $('message');
   const bannerEl = $('banner');

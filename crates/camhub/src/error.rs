@@ -9,6 +9,11 @@ pub enum ErrorKind {
     BadRequest,
     /// No such camera.
     NotFound,
+    /// The request did not say who it is (or its credentials are wrong).
+    Unauthorized,
+    /// Who it is may not do this (a camera not on their list, an admin route, a failed CSRF or
+    /// origin check).
+    Forbidden,
     /// A per-camera limit is reached (too many distinct variants).
     TooMany,
     /// The camera has no picture to give right now (down, still connecting).

@@ -4,6 +4,7 @@
 //! compressed frames; [`hub`] owns each camera's lifecycle (on-demand connection, reconnect, the
 //! decode/encode thread, latest-value fan-out of JPEG variants); [`http`] serves it all.
 
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod hub;

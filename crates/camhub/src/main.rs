@@ -22,6 +22,7 @@ usage:
   camhub [OPTIONS]                 run with the built-in demo camera on http://127.0.0.1:8080/
   camhub [OPTIONS] --config FILE   run with the cameras in FILE (see docs/config.md)
   camhub check [--strict] FILE     check FILE and exit (0 = valid, 2 = invalid); see camhub check --help
+  camhub hash-password             read a password, print its hash for a [[user]]'s password_hash
   camhub --help | --version
 
 options:
@@ -53,9 +54,24 @@ options:
 
 exit status: 0 = valid, 2 = errors (or warnings with --strict)";
 
+const HASH_USAGE: &str = "\
+camhub hash-password — make a password_hash for a [[user]] in camhub.toml
+
+usage:
+  camhub hash-password             asks for the password twice on a terminal
+  echo -n 'password' | camhub hash-password
+                                   reads the first line of stdin (scripts)
+
+Prints an argon2id hash (19 MiB, 2 passes: OWASP's parameters) to paste into the config:
+  [[user]]
+  name = \"alice\"
+  password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"
+  role = \"admin\"        # or \"viewer\"";
+
 #[derive(Debug, PartialEq)]
 enum Command {
     Run(Option<PathBuf>),
+    HashPassword,
     Check {
         path: PathBuf,
         strict: bool,
@@ -105,6 +121,15 @@ fn log_format(args: &[String]) -> Result<(LogFormat, Vec<String>), String> {
 fn parse_args(args: &[String]) -> Result<Command, String> {
     if args.first().is_some_and(|a| a == "check") {
         return parse_check(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "hash-password") {
+        return match args.get(1).map(String::as_str) {
+            None => Ok(Command::HashPassword),
+            Some("-h" | "--help") => Ok(Command::Print(HASH_USAGE.to_owned())),
+            Some(other) => Err(format!(
+                "hash-password takes no arguments, got \"{other}\" (it reads the password from stdin)\n\n{HASH_USAGE}"
+            )),
+        };
     }
     let mut config = None;
     let mut args = args.iter();
@@ -163,6 +188,47 @@ fn parse_check(args: &[String]) -> Result<Command, String> {
     }
 }
 
+/// `camhub hash-password`: the password from a terminal prompt (twice, not echoed) or the first
+/// line of stdin, its argon2id hash to stdout.
+fn hash_password() -> ExitCode {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ");
+        let again = rpassword::prompt_password("again: ");
+        match (first, again) {
+            (Ok(a), Ok(b)) if a == b => a,
+            (Ok(_), Ok(_)) => {
+                eprintln!("the two passwords differ; nothing printed");
+                return ExitCode::from(2);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("cannot read the password: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            eprintln!("cannot read the password from stdin: {e}");
+            return ExitCode::from(2);
+        }
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if password.is_empty() {
+        eprintln!("the password is empty; nothing printed");
+        return ExitCode::from(2);
+    }
+    match camhub::auth::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What the config crate cannot know by itself, answered by this program's FFmpeg.
 fn probe() -> Probe<'static> {
     Probe {
@@ -196,6 +262,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { path, strict } => check(&path, strict),
+        Command::HashPassword => hash_password(),
         Command::Run(path) => {
             let config = match &path {
                 None => Config::demo(),
@@ -411,6 +478,18 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (another program uses the port? set [server] listen in the config)")
     })?;
+    // The store holds tokens and sessions, so it is needed (and data_dir created) only with login.
+    let store = if config.auth_enforced() {
+        let dir = config.server.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || camhub_store::Store::open_dir(&dir))
+            .await
+            .context("opening the store")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let auth = Arc::new(camhub::auth::Auth::new(&config, store).map_err(|e| anyhow::anyhow!(e))?);
     let hub = Hub::new(&config);
     hub.start();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -418,6 +497,8 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let state = AppState {
         hub: hub.clone(),
         shutdown: shutdown_rx,
+        auth,
+        tls: false,
     };
     info!(
         "camhub {} serving {} camera(s) on http://{}/",
@@ -425,8 +506,10 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         hub.cameras().len(),
         listener.local_addr().unwrap_or(listen)
     );
-    if !listen.ip().is_loopback() {
-        warn!("listening on {listen}: anyone who can reach this address can watch the cameras (there is no login yet)");
+    if config.auth_enforced() {
+        info!("login required ({} user(s))", config.users.len());
+    } else if config.server.auth == camhub_config::AuthMode::None {
+        warn!("auth = \"none\": anyone who can reach {listen} can watch every camera and change settings");
     }
     tokio::spawn(recheck_on_sighup(path));
     tokio::spawn(async move {
@@ -570,6 +653,7 @@ mod tests {
             "--help",
             "--version",
             "check [--strict] FILE",
+            "hash-password",
         ] {
             assert!(USAGE.contains(option), "{option}");
         }

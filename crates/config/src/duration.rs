@@ -1,15 +1,23 @@
-//! Durations as written in the config: `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1m30s"`, or a bare
-//! integer of seconds.
+//! Durations as written in the config: `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"7d"`, `"1m30s"`, or a
+//! bare integer of seconds.
 
 use std::time::Duration;
 
 /// What every duration error tells the user to do.
 pub(crate) const DURATION_FIX: &str = "use a duration like \"30s\", \"500ms\" or \"2m\"";
 
-/// Parses `"1h2m3s4ms"`-style text: units `h`, `m`, `s`, `ms`, largest first, each at most once,
-/// no spaces, no fractions. `None` for anything else (including overflow).
+/// The units, largest first, with their size in milliseconds.
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Parses `"1d2h3m4s5ms"`-style text: units `d`, `h`, `m`, `s`, `ms`, largest first, each at most
+/// once, no spaces, no fractions. `None` for anything else (including overflow).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
     if text.is_empty() {
         return None;
     }
@@ -44,7 +52,8 @@ pub(crate) fn format_duration(d: Duration) -> String {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in UNITS {
+        let size = u128::from(size);
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -72,6 +81,8 @@ mod tests {
         assert_eq!(parse_duration("1h2m3s4ms"), ms(3_723_004));
         assert_eq!(parse_duration("0s"), ms(0));
         assert_eq!(parse_duration("90m"), ms(5_400_000));
+        assert_eq!(parse_duration("7d"), ms(7 * 86_400_000));
+        assert_eq!(parse_duration("1d12h"), ms(36 * 3_600_000));
     }
 
     #[test]
@@ -90,7 +101,8 @@ mod tests {
             "1m 30s",
             "ms",
             "10sec",
-            "1d",
+            "1h1d",
+            "1D",
             "9999999999999s",
             "1h1h",
             " 30s",
@@ -115,11 +127,14 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for text in ["500ms", "30s", "2m", "1h", "1m30s", "24h", "10m", "1h1ms"] {
+        for text in [
+            "500ms", "30s", "2m", "1h", "1m30s", "24h", "10m", "1h1ms", "7d", "1d1s",
+        ] {
             let d = parse_duration(text).expect(text);
             assert_eq!(parse_duration(&format_duration(d)), Some(d));
         }
         assert_eq!(format_duration(Duration::from_millis(90_500)), "1m30s500ms");
         assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(86_400 + 1)), "1d1s");
     }
 }

@@ -4,19 +4,26 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod duration;
 mod error;
 mod lint;
+mod net;
 mod parse;
 mod source;
 
 use camhub_media::redact::{redact_url, REDACTED};
 
 pub use error::{ConfigError, ConfigErrors};
+
+/// Parses a duration as the config writes it (`"30s"`, `"7d"`, `"1m30s"`); `None` when it is not
+/// one. For APIs that take durations in the config's form.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration::parse_duration(text)
+}
 
 /// Parses and validates a whole config file's text. `origin` is the file name used in messages.
 ///
@@ -123,8 +130,16 @@ impl Config {
                 watchdog: Duration::from_secs(10),
                 decode_threads: 1,
             }],
+            users: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// Whether requests must say who they are: some `[[user]]` exists and `[server] auth` is not
+    /// `"none"`. (A config that needs users and has none does not parse: listening beyond loopback
+    /// with no user is refused.)
+    pub fn auth_enforced(&self) -> bool {
+        self.server.auth != AuthMode::None && !self.users.is_empty()
     }
 }
 
@@ -137,6 +152,13 @@ impl Default for Server {
             snapshot_timeout: Duration::from_secs(10),
             max_variants: 8,
             stall_timeout: Duration::from_secs(20),
+            auth: AuthMode::Auto,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            session_lifetime: Duration::from_secs(7 * 86_400),
+            login_attempts: 10,
+            ban_time: Duration::from_secs(15 * 60),
+            metrics: MetricsAccess::Auth,
         }
     }
 }
@@ -148,6 +170,8 @@ pub struct Config {
     pub server: Server,
     /// The `[[camera]]` tables, in file order.
     pub cameras: Vec<Camera>,
+    /// The `[[user]]` tables, in file order.
+    pub users: Vec<User>,
     /// Values that are valid but almost certainly a mistake (a placeholder host left from an
     /// example, an ESP32-CAM stream URL without `:81`, an `input_format` FFmpeg does not know), in
     /// file order, shaped like errors (place, key, message, fix). They never stop camhub;
@@ -168,6 +192,96 @@ pub struct Server {
     pub max_variants: usize,
     /// `stall_timeout`: a viewer that accepts no bytes for this long is disconnected (default 20 s).
     pub stall_timeout: Duration,
+    /// `auth`: who may watch (default `"auto"`: login when users exist).
+    pub auth: AuthMode,
+    /// `trusted_proxies`: addresses (or `addr/prefix` networks) of reverse proxies whose
+    /// `X-Forwarded-For` is believed, for bans, limits and logs (default none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `allowed_origins`: other web origins (`https://ha.example:8123`) allowed to open WebSockets
+    /// and send changes with a user's cookie; camhub's own origin always is (default none).
+    pub allowed_origins: Vec<String>,
+    /// `session_lifetime`: how long a login lasts (default 7 days).
+    pub session_lifetime: Duration,
+    /// `login_attempts`: failed logins from one address before it is banned; half as many start
+    /// slowing its answers down (default 10).
+    pub login_attempts: usize,
+    /// `ban_time`: how long a banned address is refused (default 15 minutes).
+    pub ban_time: Duration,
+    /// `metrics`: who may read `/metrics` (default `"auth"`).
+    pub metrics: MetricsAccess,
+}
+
+/// `[server] auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `"auto"` (default): login is required when `[[user]]`s exist; with none, camhub serves only on
+    /// a loopback `listen` address and refuses any other.
+    Auto,
+    /// `"users"`: login is required; at least one `[[user]]` must exist.
+    Users,
+    /// `"none"`: no login even beyond loopback (logged as a warning, shown as a banner in the UI).
+    None,
+}
+
+/// `[server] metrics`: who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// `"auth"` (default): an admin, or a token made for metrics (like any route when auth is off).
+    Auth,
+    /// `"open"`: anyone who reaches camhub, for a Prometheus without credentials.
+    Open,
+}
+
+/// An IP network, `addr/prefix` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// The network address (host bits may be set; they are ignored).
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+/// One `[[user]]`: who may log in, and what they may see.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// `name`: the login name.
+    pub name: String,
+    /// `password_hash`: an argon2id PHC string (`$argon2id$v=19$m=…`) made by `camhub hash-password`.
+    pub password_hash: String,
+    /// `role`: what the user may do.
+    pub role: Role,
+    /// `cameras`: the only camera ids the user may see; `None` = all.
+    pub cameras: Option<Vec<String>>,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password_hash", &REDACTED)
+            .field("role", &self.role)
+            .field("cameras", &self.cameras)
+            .finish()
+    }
+}
+
+/// A user's or token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything: all cameras they are allowed, tokens, metrics, configuration.
+    Admin,
+    /// Watching their cameras: pages, the API's camera routes, streams, snapshots, WebSockets.
+    Viewer,
+}
+
+impl Role {
+    /// The name as written in the config and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
 }
 
 /// One `[[camera]]` table.

@@ -159,7 +159,10 @@ mod tests {
     fn esp32_stream_without_port() {
         let w = warnings("http://192.168.1.50/stream");
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].fix.contains("\"http://192.168.1.50:81/stream\""), "{w:?}");
+        assert!(
+            w[0].fix.contains("\"http://192.168.1.50:81/stream\""),
+            "{w:?}"
+        );
         assert!(warnings("http://192.168.1.50:81/stream").is_empty());
         assert!(warnings("http://192.168.1.50:80/stream").is_empty());
         assert!(warnings("https://cam.lan/stream").is_empty());
@@ -172,7 +175,10 @@ mod tests {
 
     #[test]
     fn placeholder_hosts_in_every_kind_of_url() {
-        assert_eq!(warnings("rtsp://admin:pw@IP:554/Streaming/Channels/101").len(), 1);
+        assert_eq!(
+            warnings("rtsp://admin:pw@IP:554/Streaming/Channels/101").len(),
+            1
+        );
         assert_eq!(warnings("ffmpeg:rtmp://HOST/live").len(), 1);
         // A placeholder ESP32 URL gets both warnings.
         assert_eq!(warnings("http://IP/stream").len(), 2);

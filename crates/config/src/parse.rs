@@ -14,20 +14,34 @@ use crate::duration::{format_duration, parse_duration, DURATION_FIX};
 use crate::error::{ConfigError, ConfigErrors, LineIndex};
 use crate::lint::{url_warnings, CREDENTIAL_FIX, CREDENTIAL_KEYS};
 use crate::source::{classify, Scheme};
-use crate::{Camera, Config, Credentials, Probe, RtspTransport, Server, SourceKind, SourceSpec};
+use crate::{
+    AuthMode, Camera, Config, Credentials, IpNet, MetricsAccess, Probe, Role, RtspTransport,
+    Server, SourceKind, SourceSpec, User,
+};
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["server", "camera"];
+const TOP_KEYS: &[&str] = &["server", "camera", "user"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "snapshot_timeout",
     "max_variants",
     "stall_timeout",
+    "auth",
+    "trusted_proxies",
+    "allowed_origins",
+    "session_lifetime",
+    "login_attempts",
+    "ban_time",
+    "metrics",
 ];
+const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
+/// How to make a `password_hash`, for every message about one.
+const HASH_FIX: &str = "make one with `camhub hash-password` (it reads the password from stdin or \
+     asks for it) and paste its output: password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"";
 const CAMERA_KEYS: &[&str] = &[
     "id",
     "name",
@@ -69,19 +83,27 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
     };
     let mut server = Server::default();
     let mut cameras = Vec::new();
+    let mut users = Vec::new();
+    let mut spans = ServerSpans::default();
     for (key, value) in in_file_order(root.get_ref()) {
         match key.get_ref().as_ref() {
-            "server" => server = cx.server(value),
+            "server" => server = cx.server(value, &mut spans),
             "camera" => cameras = cx.cameras(value),
+            "user" => users = cx.users(value),
             _ => cx.unknown_key(key, "", TOP_KEYS),
         }
     }
+    // A [[user]] with errors has its own messages; "no user" would be one too many.
+    let user_tables = root.get_ref().contains_key("user");
+    cx.check_access(&server, &spans, &cameras, &users, user_tables);
+    let users = users.into_iter().map(|(u, _)| u).collect();
     if cx.errors.is_empty() {
         let mut warnings = cx.warnings;
         warnings.sort_by_key(|w| (w.line.unwrap_or(0), w.column.unwrap_or(0)));
         Ok(Config {
             server,
             cameras,
+            users,
             warnings,
         })
     } else {
@@ -159,6 +181,13 @@ struct Cx<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
     probe: &'a Probe<'a>,
+}
+
+/// Where the `[server]` keys that later checks point at were written.
+#[derive(Default)]
+struct ServerSpans {
+    listen: Option<Range<usize>>,
+    auth: Option<Range<usize>>,
 }
 
 /// The camera keys that depend on the URL kind, kept with the span of their key until the URLs are
@@ -341,7 +370,7 @@ impl Cx<'_> {
         Some(d)
     }
 
-    fn server(&mut self, v: &Value<'_>) -> Server {
+    fn server(&mut self, v: &Value<'_>, spans: &mut ServerSpans) -> Server {
         let mut server = Server::default();
         let DeValue::Table(table) = v.get_ref() else {
             let fix = "write [server] (single brackets) on a line of its own, then its keys";
@@ -358,7 +387,10 @@ impl Cx<'_> {
                         continue;
                     };
                     match s.parse() {
-                        Ok(addr) => server.listen = addr,
+                        Ok(addr) => {
+                            server.listen = addr;
+                            spans.listen = Some(value.span());
+                        }
                         Err(_) => self.error(
                             value.span(),
                             path,
@@ -395,6 +427,86 @@ impl Cx<'_> {
                         server.stall_timeout = d;
                     }
                 }
+                "auth" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    server.auth = match s.as_str() {
+                        "auto" => AuthMode::Auto,
+                        "users" => AuthMode::Users,
+                        "none" => AuthMode::None,
+                        _ => {
+                            let fix = "use \"auto\" (login when [[user]]s exist), \"users\" \
+                                       (always login) or \"none\" (never)";
+                            self.error(value.span(), path, format!("invalid auth \"{s}\""), fix);
+                            continue;
+                        }
+                    };
+                    spans.auth = Some(value.span());
+                }
+                "trusted_proxies" => {
+                    let Some(items) = self.string_list(path, value) else {
+                        continue;
+                    };
+                    for (item, at) in items {
+                        match IpNet::parse(&item) {
+                            Some(net) => server.trusted_proxies.push(net),
+                            None => self.error(
+                                at,
+                                path,
+                                format!("invalid address \"{item}\""),
+                                "use IP addresses or networks, like \"127.0.0.1\", \"10.0.0.0/8\" or \"fd00::/8\"",
+                            ),
+                        }
+                    }
+                }
+                "allowed_origins" => {
+                    let Some(items) = self.string_list(path, value) else {
+                        continue;
+                    };
+                    for (item, at) in items {
+                        match origin(&item) {
+                            Some(o) => server.allowed_origins.push(o),
+                            None => self.error(
+                                at,
+                                path,
+                                format!("invalid origin \"{item}\""),
+                                "write scheme, host and port only, like \"https://ha.example.com:8123\"",
+                            ),
+                        }
+                    }
+                }
+                "session_lifetime" => {
+                    let (min, max) = (Duration::from_secs(60), Duration::from_secs(365 * 86_400));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        server.session_lifetime = d;
+                    }
+                }
+                "login_attempts" => {
+                    if let Some(n) = self.integer(path, value, 1, 1000) {
+                        server.login_attempts = n;
+                    }
+                }
+                "ban_time" => {
+                    let (min, max) = (Duration::from_secs(1), Duration::from_secs(7 * 86_400));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        server.ban_time = d;
+                    }
+                }
+                "metrics" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    match s.as_str() {
+                        "auth" => server.metrics = MetricsAccess::Auth,
+                        "open" => server.metrics = MetricsAccess::Open,
+                        _ => {
+                            let fix =
+                                "use \"auth\" (admins and metrics tokens) or \"open\" (anyone)";
+                            self.error(value.span(), path, format!("invalid metrics \"{s}\""), fix);
+                        }
+                    }
+                }
                 _ => self.unknown_key(key, "server.", SERVER_KEYS),
             }
         }
@@ -424,6 +536,221 @@ impl Cx<'_> {
             }
         }
         cameras
+    }
+
+    /// A list of strings, each with its place; `None` (error recorded) for anything else.
+    fn string_list(&mut self, path: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
+        let fix = "write a list of strings, like [\"a\", \"b\"]";
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(path, v, "a list of strings", fix);
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.get_ref() {
+                DeValue::String(s) => out.push((s.to_string(), item.span())),
+                _ => {
+                    self.wrong_type(path, item, "a string", fix);
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The `[[user]]` tables, each with the span of its `cameras` value (checked against the camera
+    /// ids once all are known).
+    fn users(&mut self, v: &Value<'_>) -> Vec<(User, Option<Range<usize>>)> {
+        let fix = "write [[user]] (double brackets), once before each user's keys";
+        let items = match v.get_ref() {
+            DeValue::Array(items) => items,
+            _ => {
+                self.wrong_type("user", v, "a list of tables", fix);
+                return Vec::new();
+            }
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut users = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(user) = self.user(index, item, &mut seen) {
+                users.push(user);
+            }
+        }
+        users
+    }
+
+    fn user(
+        &mut self,
+        index: usize,
+        v: &Value<'_>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<(User, Option<Range<usize>>)> {
+        let prefix = format!("user[{index}].");
+        let DeValue::Table(table) = v.get_ref() else {
+            let fix = "write [[user]] (double brackets), once before each user's keys";
+            self.wrong_type(&format!("user[{index}]"), v, "a table", fix);
+            return None;
+        };
+        let errors_before = self.errors.len();
+        let mut name = None;
+        let mut hash = None;
+        let mut role = None;
+        let mut cameras = None;
+        for (key, value) in in_file_order(table) {
+            let key_name = key.get_ref().as_ref();
+            let path = format!("{prefix}{key_name}");
+            let path = path.as_str();
+            match key_name {
+                "name" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    let valid = s
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+                    if s.is_empty() || s.len() > 64 || !valid {
+                        let fix = "use 1 to 64 characters from a-z, A-Z, 0-9 and . _ @ -";
+                        self.error(
+                            value.span(),
+                            path,
+                            format!("invalid user name \"{s}\""),
+                            fix,
+                        );
+                        continue;
+                    }
+                    let line = self.line_of(&value.span());
+                    if let Some(first) = seen.get(&s) {
+                        let message = format!("duplicate user \"{s}\" (first on line {first})");
+                        self.error(
+                            value.span(),
+                            path,
+                            message,
+                            "give every user a different name",
+                        );
+                        continue;
+                    }
+                    seen.insert(s.clone(), line);
+                    name = Some(s);
+                }
+                "password_hash" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    // Only the form is checked here; the hash itself is verified at login.
+                    if !s.starts_with("$argon2id$") || s.split('$').count() != 6 {
+                        // The value may be a password typed in by mistake: never quote it.
+                        self.error(value.span(), path, "not an argon2id hash", HASH_FIX);
+                        continue;
+                    }
+                    hash = Some(s);
+                }
+                "role" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    role = match s.as_str() {
+                        "admin" => Some(Role::Admin),
+                        "viewer" => Some(Role::Viewer),
+                        _ => {
+                            let fix = "use \"admin\" (everything) or \"viewer\" (watch only)";
+                            self.error(value.span(), path, format!("invalid role \"{s}\""), fix);
+                            continue;
+                        }
+                    };
+                }
+                "cameras" => {
+                    cameras = self
+                        .string_list(path, value)
+                        .map(|items| (items.into_iter().map(|(s, _)| s).collect(), value.span()));
+                }
+                "password" => {
+                    let message = "camhub stores no passwords, only their hashes";
+                    self.error(
+                        key.span(),
+                        path,
+                        message,
+                        format!("replace it by {HASH_FIX}"),
+                    );
+                }
+                _ => self.unknown_key(key, &prefix, USER_KEYS),
+            }
+        }
+        let header = v.span();
+        for (key, what) in [("name", name.is_some()), ("password_hash", hash.is_some())] {
+            if !what && !table.iter().any(|(k, _)| k.get_ref() == key) {
+                let fix = match key {
+                    "name" => "add a line like name = \"alice\"".to_owned(),
+                    _ => format!("add one: {HASH_FIX}"),
+                };
+                let message = format!("missing required key \"{key}\"");
+                self.error(header.clone(), &format!("{prefix}{key}"), message, fix);
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let (cameras, cameras_at) = match cameras {
+            Some((c, at)) => (Some(c), Some(at)),
+            None => (None, None),
+        };
+        Some((
+            User {
+                name: name?,
+                password_hash: hash?,
+                role: role.unwrap_or(Role::Viewer),
+                cameras,
+            },
+            cameras_at,
+        ))
+    }
+
+    /// Checks across tables: users' camera lists name real cameras, and camhub is never served
+    /// beyond loopback without a login unless the config says so.
+    fn check_access(
+        &mut self,
+        server: &Server,
+        spans: &ServerSpans,
+        cameras: &[Camera],
+        users: &[(User, Option<Range<usize>>)],
+        user_tables: bool,
+    ) {
+        for (index, (user, at)) in users.iter().enumerate() {
+            let (Some(list), Some(at)) = (&user.cameras, at) else {
+                continue;
+            };
+            for id in list {
+                if !cameras.iter().any(|c| &c.id == id) {
+                    let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
+                    let fix = format!("use ids of [[camera]]s: {}", known.join(", "));
+                    let message = format!("unknown camera id \"{id}\"");
+                    self.error(at.clone(), &format!("user[{index}].cameras"), message, fix);
+                }
+            }
+        }
+        if user_tables || server.auth == AuthMode::None {
+            return;
+        }
+        if server.auth == AuthMode::Users {
+            let at = spans.auth.clone().unwrap_or(0..0);
+            let fix = format!("add a [[user]]: {HASH_FIX}");
+            self.error(
+                at,
+                "server.auth",
+                "auth = \"users\" but there is no [[user]]",
+                fix,
+            );
+        } else if !server.listen.ip().is_loopback() {
+            let at = spans.listen.clone().unwrap_or(0..0);
+            let message = format!(
+                "listening on {} (beyond this machine) with no [[user]]: anyone who reaches it could watch every camera",
+                server.listen
+            );
+            let fix = format!(
+                "add a user — [[user]] name = \"admin\" role = \"admin\" and a password_hash: {HASH_FIX}; \
+                 or, to serve without login anyway, set auth = \"none\" in [server]"
+            );
+            self.error(at, "server.listen", message, fix);
+        }
     }
 
     /// One `[[camera]]`; `None` when it had errors (they are recorded).
@@ -550,8 +877,7 @@ impl Cx<'_> {
                         self.error(value.span(), path, "input_format is empty", fix);
                     } else {
                         if !(self.probe.has_input_format)(&s) {
-                            let message =
-                                format!("this FFmpeg has no input format named \"{s}\"");
+                            let message = format!("this FFmpeg has no input format named \"{s}\"");
                             let fix = "use a name from `ffmpeg -hide_banner -formats` (column D), \
                                        like \"v4l2\" for a USB webcam, or leave the key out to let \
                                        FFmpeg guess";
@@ -745,6 +1071,14 @@ impl Cx<'_> {
         }
         ok.then_some(options)
     }
+}
+
+/// An origin as browsers send it (`scheme://host[:port]`, lower case, no path), or `None`.
+fn origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
+    let ok = matches!(url.scheme(), "http" | "https") && url.username().is_empty() && bare;
+    ok.then(|| url.origin().ascii_serialization())
 }
 
 /// Builds the source with the options of its kind, and takes its URL apart once: what sources

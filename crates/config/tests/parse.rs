@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use camhub_config::{load, parse, Camera, Config, ConfigError, RtspTransport, Server, SourceKind};
+use camhub_config::{
+    load, parse, AuthMode, Camera, Config, ConfigError, IpNet, MetricsAccess, Role, RtspTransport,
+    Server, SourceKind,
+};
 
 const DESIGN_EXAMPLE: &str = include_str!("fixtures/design_example.toml");
 
@@ -152,6 +155,7 @@ fn defaults() {
         Config {
             server: Server::default(),
             cameras: vec![],
+            users: vec![],
             warnings: vec![],
         }
     );
@@ -211,6 +215,23 @@ data_dir = "/var/lib/camhub"
 snapshot_timeout = "500ms"
 max_variants = 64
 stall_timeout = "1m30s"
+auth = "users"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+allowed_origins = ["https://HA.example:8123/"]
+session_lifetime = "30d"
+login_attempts = 3
+ban_time = "1h"
+metrics = "open"
+
+[[user]]
+name = "alice"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+role = "admin"
+
+[[user]]
+name = "bob"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+cameras = ["webcam"]
 
 [[camera]]
 id = "a_b-9"
@@ -238,6 +259,35 @@ loop_file = false
     assert_eq!(s.snapshot_timeout, ms(500));
     assert_eq!(s.max_variants, 64);
     assert_eq!(s.stall_timeout, ms(90_000));
+    assert_eq!(s.auth, AuthMode::Users);
+    assert_eq!(
+        s.trusted_proxies,
+        vec![
+            IpNet::parse("127.0.0.1").unwrap(),
+            IpNet::parse("10.0.0.0/8").unwrap()
+        ]
+    );
+    assert_eq!(
+        s.allowed_origins,
+        vec!["https://ha.example:8123".to_owned()]
+    );
+    assert_eq!(s.session_lifetime, ms(30 * 86_400_000));
+    assert_eq!(s.login_attempts, 3);
+    assert_eq!(s.ban_time, ms(3_600_000));
+    assert_eq!(s.metrics, MetricsAccess::Open);
+    assert_eq!(c.users.len(), 2);
+    assert_eq!(
+        (c.users[0].name.as_str(), c.users[0].role),
+        ("alice", Role::Admin)
+    );
+    assert_eq!(c.users[0].cameras, None);
+    // The role defaults to the least: viewer.
+    assert_eq!(
+        (c.users[1].name.as_str(), c.users[1].role),
+        ("bob", Role::Viewer)
+    );
+    assert_eq!(c.users[1].cameras, Some(vec!["webcam".to_owned()]));
+    assert!(c.auth_enforced());
     let gate = &c.cameras[0];
     assert_eq!(gate.name, "Gate");
     assert_eq!(gate.idle_timeout, ms(24 * 3_600_000));
@@ -392,7 +442,10 @@ fn unknown_top_level_key() {
         (Some(2), Some(1), "cameras")
     );
     assert_eq!(e.message, "unknown key \"cameras\"");
-    assert_eq!(e.fix, "did you mean \"camera\"? valid keys: server, camera");
+    assert_eq!(
+        e.fix,
+        "did you mean \"camera\"? valid keys: server, camera, user"
+    );
 
     let e = one("url = \"rtsp://h/x\"\n");
     assert!(
@@ -414,7 +467,7 @@ fn unknown_server_key() {
     assert_eq!(
         e.to_string(),
         "camhub.toml:3:3: server.listn: unknown key \"listn\" — did you mean \"listen\"? \
-         valid keys: listen, data_dir, snapshot_timeout, max_variants, stall_timeout"
+         valid keys: listen, data_dir, snapshot_timeout, max_variants, stall_timeout, auth, trusted_proxies, allowed_origins, session_lifetime, login_attempts, ban_time, metrics"
     );
     let e = one("[server]\nurl = \"x\"\n");
     assert!(e.fix.contains("\"url\" is a camera key"), "{e}");
@@ -803,12 +856,12 @@ fn out_of_range_values() {
         (
             "idle_timeout = \"24h1s\"",
             "camera[0].idle_timeout",
-            "from 1s to 24h",
+            "from 1s to 1d",
         ),
         (
             "idle_timeout = \"999ms\"",
             "camera[0].idle_timeout",
-            "from 1s to 24h",
+            "from 1s to 1d",
         ),
         (
             "watchdog = \"10m1ms\"",

@@ -31,7 +31,9 @@ fn credential_keys_are_an_error_that_says_to_put_them_in_the_url() {
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
     // Outside a camera, "password" is just an unknown key.
-    let e = parse("[server]\npassword = \"x\"\n", "c.toml").unwrap_err().0;
+    let e = parse("[server]\npassword = \"x\"\n", "c.toml")
+        .unwrap_err()
+        .0;
     assert!(!e[0].fix.contains("rtsp://USER"), "{}", e[0]);
 }
 
@@ -48,7 +50,9 @@ fn an_esp32_stream_url_without_port_81_is_a_warning_with_the_right_url() {
         "{}",
         w[0]
     );
-    assert!(warnings("[[camera]]\nid = \"esp\"\nurl = \"http://192.168.1.50:81/stream\"\n").is_empty());
+    assert!(
+        warnings("[[camera]]\nid = \"esp\"\nurl = \"http://192.168.1.50:81/stream\"\n").is_empty()
+    );
 }
 
 #[test]
@@ -60,7 +64,11 @@ fn placeholder_hosts_are_warnings_in_url_and_substream_url() {
     assert_eq!(w.len(), 2, "{w:#?}");
     assert_eq!(w[0].key, "camera[0].url");
     assert_eq!(w[1].key, "camera[0].substream_url");
-    assert!(w[0].message.contains("\"IP\" looks like a placeholder"), "{}", w[0]);
+    assert!(
+        w[0].message.contains("\"IP\" looks like a placeholder"),
+        "{}",
+        w[0]
+    );
     assert!(w[1].message.contains("\"192.168.1.x\""), "{}", w[1]);
     for warning in &w {
         assert!(!warning.to_string().contains("hunter2"), "{warning}");
@@ -80,7 +88,11 @@ fn an_input_format_ffmpeg_does_not_know_is_a_warning_when_the_loader_can_tell() 
     assert_eq!(w.len(), 1, "{w:#?}");
     assert_eq!(w[0].key, "camera[0].input_format");
     assert_eq!((w[0].line, w[0].column), (Some(4), Some(16)));
-    assert!(w[0].fix.contains("ffmpeg -hide_banner -formats"), "{}", w[0]);
+    assert!(
+        w[0].fix.contains("ffmpeg -hide_banner -formats"),
+        "{}",
+        w[0]
+    );
     // The camera is still there: a warning never drops one.
     assert_eq!(config.cameras.len(), 1);
     let good = text.replace("\"v4l\"", "\"v4l2\"");

@@ -1,17 +1,27 @@
 //! JSON API: the camera list with live status.
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 use crate::hub::Camera;
 
-/// `GET /api/cameras`.
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+/// `GET /api/cameras`: the cameras the asker may see.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Json<Value> {
     Json(Value::Array(
-        state.hub.cameras().iter().map(|c| camera_json(c)).collect(),
+        state
+            .hub
+            .cameras()
+            .iter()
+            .filter(|c| principal.can_see(&c.config.id))
+            .map(|c| camera_json(c))
+            .collect(),
     ))
 }
 

@@ -2,6 +2,8 @@
 //! WebSocket, metrics and the embedded web UI. Handlers only move bytes; every error is a status
 //! code with a JSON `{ "error": ... }` body.
 
+pub mod access;
+pub mod account;
 pub mod api;
 pub mod error;
 pub mod metrics;
@@ -12,13 +14,18 @@ pub mod snapshot;
 pub mod web;
 pub mod ws;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::http::Method;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::hub::Hub;
+use access::{Guard, Rule, Rules};
 
 /// Shared state of all handlers.
 #[derive(Clone)]
@@ -27,21 +34,108 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Becomes true when the server shuts down: endless responses (MJPEG, WebSocket) end.
     pub shutdown: watch::Receiver<bool>,
+    /// Who may do what.
+    pub auth: Arc<Auth>,
+    /// Whether camhub serves HTTPS (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
-/// The whole HTTP application.
+/// One route: method, path, who may use it, and its handler. Every route camhub serves is in
+/// [`routes`], which builds both the router and the access rules, so a route cannot exist
+/// without a rule.
+pub struct Route {
+    /// The method (`GET` routes also answer `HEAD`).
+    pub method: Method,
+    /// The path, axum style (`/api/cameras/{id}`).
+    pub path: &'static str,
+    /// Who may use it.
+    pub rule: Rule,
+    handler: MethodRouter<AppState>,
+}
+
+fn route(method: Method, path: &'static str, rule: Rule, handler: MethodRouter<AppState>) -> Route {
+    Route {
+        method,
+        path,
+        rule,
+        handler,
+    }
+}
+
+/// The route table: every route camhub serves, with its rule.
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::GET, "/", Rule::Page, get(web::index)),
+        route(M::GET, "/cameras/{id}", Rule::Page, get(web::camera_page)),
+        route(M::GET, "/login", Rule::Public, get(account::login_page)),
+        // The UI's scripts and stylesheet: the login page needs them before anyone logs in.
+        route(M::GET, "/{file}", Rule::Public, get(web::asset)),
+        route(M::POST, "/api/login", Rule::Public, post(account::login)),
+        route(M::POST, "/api/logout", Rule::Viewer, post(account::logout)),
+        route(M::GET, "/api/session", Rule::Viewer, get(account::session)),
+        route(
+            M::GET,
+            "/api/tokens",
+            Rule::Admin,
+            get(account::list_tokens),
+        ),
+        route(
+            M::POST,
+            "/api/tokens",
+            Rule::Admin,
+            post(account::create_token),
+        ),
+        route(
+            M::DELETE,
+            "/api/tokens/{id}",
+            Rule::Admin,
+            delete(account::revoke_token),
+        ),
+        route(M::GET, "/api/cameras", Rule::Viewer, get(api::list)),
+        route(M::GET, "/api/cameras/{id}", Rule::Camera, get(api::one)),
+        route(
+            M::GET,
+            "/api/cameras/{id}/stream.mjpeg",
+            Rule::Camera,
+            get(mjpeg::stream),
+        ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/frame.jpeg",
+            Rule::Camera,
+            get(snapshot::frame),
+        ),
+        route(M::GET, "/api/ws", Rule::Viewer, get(ws::grid)),
+        route(M::GET, "/metrics", Rule::Metrics, get(metrics::metrics)),
+        route(M::GET, "/healthz", Rule::Public, get(|| async { "ok\n" })),
+    ]
+}
+
+/// The whole HTTP application: the routes of [`routes`] behind [`access::authorize`], with
+/// [`access::security_headers`] on every response.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(web::index))
-        .route("/cameras/{id}", get(web::camera_page))
-        .route("/{file}", get(web::asset))
-        .route("/api/cameras", get(api::list))
-        .route("/api/cameras/{id}", get(api::one))
-        .route("/api/cameras/{id}/stream.mjpeg", get(mjpeg::stream))
-        .route("/api/cameras/{id}/frame.jpeg", get(snapshot::frame))
-        .route("/api/ws", get(ws::grid))
-        .route("/metrics", get(metrics::metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+    let mut rules = HashMap::new();
+    let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
+    for r in routes() {
+        rules.insert((r.method, r.path), r.rule);
+        let merged = match by_path.remove(r.path) {
+            Some(existing) => existing.merge(r.handler),
+            None => r.handler,
+        };
+        by_path.insert(r.path, merged);
+    }
+    let mut router = Router::new();
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    let guard = Guard {
+        state: state.clone(),
+        rules: Rules(Arc::new(rules)),
+    };
+    router
+        .route_layer(from_fn_with_state(guard, access::authorize))
         .fallback(api::not_found)
+        .layer(from_fn(access::security_headers))
         .with_state(state)
 }

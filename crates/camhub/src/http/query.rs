@@ -18,7 +18,8 @@ pub struct PictureQuery {
 }
 
 impl PictureQuery {
-    /// Parses `width`, `height`, `quality` and (when `allow_fps`) `fps`; anything else is an error.
+    /// Parses `width`, `height`, `quality` and (when `allow_fps`) `fps`; `token` is the access
+    /// layer's; anything else is an error.
     pub fn parse(raw: Option<&str>, allow_fps: bool) -> Result<PictureQuery, Error> {
         let (mut width, mut height, mut quality, mut fps) = (None, None, None, None);
         for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -51,6 +52,8 @@ impl PictureQuery {
                     check_fps(f)?;
                     fps = Some(f);
                 }
+                // The API token for `<img>` URLs: checked (and taken) by the access layer.
+                "token" => {}
                 other => {
                     let valid = if allow_fps {
                         "width, height, quality, fps"

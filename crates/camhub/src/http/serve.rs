@@ -70,6 +70,7 @@ pub async fn serve(
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnWritten(written.clone()));
+                req.extensions_mut().insert(super::access::ClientAddr(peer));
                 tower::ServiceExt::oneshot(app.clone(), req)
             });
         let mut builder = hyper::server::conn::http1::Builder::new();

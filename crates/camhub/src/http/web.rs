@@ -4,8 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use super::AppState;
+use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 
 const INDEX: &str = include_str!("../../../../web/index.html");
@@ -20,6 +22,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "camera.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/camera.js"),
+    ),
+    (
+        "session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/session.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/login.js"),
     ),
     (
         "style.css",
@@ -48,7 +60,15 @@ pub async fn index() -> Response {
 pub async fn camera_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Response, Error> {
+    // A camera the user may not see does not exist for them.
+    if !principal.can_see(&id) {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no camera \"{}\"", id.escape_default()),
+        ));
+    }
     state.hub.camera(&id)?;
     Ok(html(CAMERA))
 }

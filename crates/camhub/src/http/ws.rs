@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 use super::serve::ConnWritten;
 use super::AppState;
+use crate::auth::Principal;
+use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::{Metrics, Status};
 use crate::hub::{Camera, Subscription};
@@ -34,11 +36,12 @@ pub async fn grid(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     conn: Option<Extension<ConnWritten>>,
+    Extension(principal): Extension<Principal>,
 ) -> Response {
     // What this connection was handed versus what the kernel accepted, for `/metrics`.
     let bytes = ViewerBytes::new(conn.map(|Extension(ConnWritten(w))| w));
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| session(socket, state, bytes))
+        .on_upgrade(move |socket| session(socket, state, bytes, principal))
 }
 
 #[derive(Deserialize)]
@@ -69,7 +72,12 @@ enum Wake {
     Gone(usize),
 }
 
-async fn session(socket: WebSocket, state: AppState, bytes: Arc<ViewerBytes>) {
+async fn session(
+    socket: WebSocket,
+    state: AppState,
+    bytes: Arc<ViewerBytes>,
+    principal: Principal,
+) {
     let (mut sink, mut stream) = socket.split();
     let mut subs: Vec<Sub> = Vec::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -95,7 +103,7 @@ async fn session(socket: WebSocket, state: AppState, bytes: Arc<ViewerBytes>) {
         };
         let outgoing: Vec<Message> = tokio::select! {
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => match subscribe(&state, &text, &mut subs, &bytes) {
+                Some(Ok(Message::Text(text))) => match subscribe(&state, &principal, &text, &mut subs, &bytes) {
                     Ok(msgs) => msgs,
                     Err(e) => vec![text_msg(json!({"type": "error", "camera": null, "error": e}))],
                 },
@@ -132,6 +140,7 @@ async fn session(socket: WebSocket, state: AppState, bytes: Arc<ViewerBytes>) {
 /// (status of each camera, the newest frame where one exists, errors for bad entries).
 fn subscribe(
     state: &AppState,
+    principal: &Principal,
     text: &str,
     subs: &mut Vec<Sub>,
     bytes: &Arc<ViewerBytes>,
@@ -147,13 +156,24 @@ fn subscribe(
     subs.clear();
     let mut out = Vec::new();
     for e in msg.subscribe {
-        let result = state.hub.camera(&e.camera).and_then(|cam| {
-            let key = super::query::variant_key(e.width, e.height, e.quality)?;
-            if let Some(f) = e.fps {
-                super::query::check_fps(f)?;
-            }
-            Ok((cam.clone(), cam.subscribe(key)?))
-        });
+        // A camera the user may not see is answered like an unknown one.
+        let allowed = if principal.can_see(&e.camera) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Forbidden,
+                "you may not watch this camera",
+            ))
+        };
+        let result = allowed
+            .and_then(|()| state.hub.camera(&e.camera))
+            .and_then(|cam| {
+                let key = super::query::variant_key(e.width, e.height, e.quality)?;
+                if let Some(f) = e.fps {
+                    super::query::check_fps(f)?;
+                }
+                Ok((cam.clone(), cam.subscribe(key)?))
+            });
         match result {
             Ok((camera, frames)) => {
                 // The status of the stream that serves this size (the substream for small tiles).
