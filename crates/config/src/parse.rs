@@ -477,7 +477,7 @@ impl Cx<'_> {
                     }
                 }
                 "session_lifetime" => {
-                    let (min, max) = (Duration::from_secs(60), Duration::from_secs(365 * 86_400));
+                    let (min, max) = (Duration::from_secs(1), Duration::from_secs(365 * 86_400));
                     if let Some(d) = self.duration(path, value, min, max) {
                         server.session_lifetime = d;
                     }
