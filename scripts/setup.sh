@@ -8,15 +8,15 @@
 # the cargo on the PATH is older than the workspace's rust-version.
 set -euo pipefail
 
-# Run time: the camhub binary links FFmpeg's shared libraries (and libc); nothing else, as its TLS roots
-# are built in. Their package names carry the library's soname and so differ between releases
+# Run time: the camhub binary links FFmpeg's and SQLite's shared libraries (and libc); nothing else, as
+# its TLS roots are built in. Their package names carry the library's soname and so differ between releases
 # (libavcodec59 on Debian 12, libavcodec60 on Ubuntu 24.04): they are not named here but come with the
 # -dev packages of the build group, and the .deb declares the ones its binary links (dpkg-shlibdeps).
-# Build: compilers, bindgen's libclang, FFmpeg headers, dpkg-dev and binutils for scripts/package-deb.sh,
-# and curl to fetch rustup.
+# Build: compilers, bindgen's libclang, FFmpeg and SQLite headers (the store links the system SQLite,
+# libsqlite3-0), dpkg-dev and binutils for scripts/package-deb.sh, and curl to fetch rustup.
 BUILD=(
   build-essential pkg-config clang libclang-dev cmake nasm
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libsqlite3-dev
   dpkg-dev binutils ca-certificates curl
 )
 # Test: the fixtures (the ffmpeg CLI, a GStreamer RTSP server run by python3-gi, headless Chromium) and
