@@ -344,43 +344,105 @@ async fn extracted_package_serves_the_demo_with_its_config() {
     );
 }
 
-#[test]
-fn config_examples_are_valid_once_uncommented() {
-    // A newcomer uncomments an example and fills in the address: the keys must be right. The placeholder
-    // hosts make `check` warn (that is what --strict is for) but not fail.
-    let config = std::fs::read_to_string(repo().join("packaging/camhub.toml")).unwrap();
-    let uncommented: String = config
-        .lines()
-        .map(|line| match line.strip_prefix('#') {
-            Some(rest)
-                if rest.starts_with("[[camera]]")
-                    || rest
-                        .split_once(" = ")
-                        .is_some_and(|(key, _)| !key.contains(' ')) =>
-            {
-                rest
+/// `config` with the commented-out example tables whose header is `#[[TABLE]]` uncommented: the header
+/// and the `#key = value` lines that follow it.
+fn uncomment(config: &str, table: &str) -> String {
+    let header = format!("#[[{table}]]");
+    let mut in_example = false;
+    let mut out: Vec<&str> = Vec::new();
+    for line in config.lines() {
+        if line == header {
+            in_example = true;
+            out.push(&line[1..]);
+            continue;
+        }
+        let assignment = line.strip_prefix('#').filter(|rest| {
+            rest.split_once(" = ")
+                .is_some_and(|(key, _)| !key.contains(' '))
+        });
+        match assignment {
+            Some(rest) if in_example => out.push(rest),
+            _ => {
+                in_example = false;
+                out.push(line);
             }
-            _ => line,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let examples = uncommented.matches("[[camera]]").count();
-    assert_eq!(examples, 4, "the demo and three examples:\n{uncommented}");
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// `camhub check FILE` on `config` written to a temp file: (success, stdout + stderr).
+fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("camhub.toml");
-    std::fs::write(&path, &uncommented).unwrap();
+    std::fs::write(&path, config).unwrap();
     let out = Command::new(bin())
         .arg("check")
         .arg(&path)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("valid, 4 camera(s)"),
-        "{uncommented}\n---\n{stdout}{}",
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), report)
+}
+
+#[test]
+fn config_camera_examples_are_valid_once_uncommented() {
+    // A newcomer uncomments an example and fills in the address: the keys must be right. The placeholder
+    // hosts make `check` warn (that is what --strict is for) but not fail.
+    let config = std::fs::read_to_string(repo().join("packaging/camhub.toml")).unwrap();
+    let uncommented = uncomment(&config, "camera");
+    assert_eq!(
+        uncommented.matches("\n[[camera]]").count(),
+        4,
+        "the demo and three examples:\n{uncommented}"
+    );
+    let (ok, report) = check(&uncommented);
+    assert!(
+        ok && report.contains("valid, 4 camera(s)"),
+        "{uncommented}\n---\n{report}"
+    );
     for id in ["driveway", "esp32", "webcam"] {
-        assert!(stdout.contains(id), "{id} not checked:\n{stdout}");
+        assert!(report.contains(id), "{id} not checked:\n{report}");
     }
+}
+
+#[test]
+fn config_user_example_serves_the_lan_once_filled_in() {
+    // Uncommented with a hash from `camhub hash-password`, the [[user]] example lets camhub listen
+    // beyond loopback, as the comment on `listen` says.
+    let config = std::fs::read_to_string(repo().join("packaging/camhub.toml")).unwrap();
+    let mut hash_password = Command::new(bin())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        hash_password.stdin.as_mut().unwrap(),
+        b"correct horse battery",
+    )
+    .unwrap();
+    let out = hash_password.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    let placeholder = "PASTE THE OUTPUT OF camhub hash-password";
+    assert!(config.contains(placeholder), "{config}");
+    let lan = config.replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
+    assert_ne!(lan, config);
+    let (ok, report) = check(&lan);
+    assert!(
+        !ok && report.contains("[[user]]"),
+        "no user: serving the LAN must be refused:\n{report}"
+    );
+
+    let with_user = uncomment(&lan, "user").replace(placeholder, &hash);
+    assert!(with_user.contains("\n[[user]]\n"), "{with_user}");
+    let (ok, report) = check(&with_user);
+    assert!(ok, "{with_user}\n---\n{report}");
 }
