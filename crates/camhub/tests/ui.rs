@@ -486,3 +486,76 @@ async fn the_camera_page_never_blinks() {
         problems.join("\n")
     );
 }
+
+/// With users configured, the browser is sent to the login page, logs in through the form (CSP
+/// on: every script of the UI is an external file), sees only the cameras the user may watch,
+/// and logs out again.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_page_grid_for_a_restricted_viewer_and_logout() {
+    let hash = camhub::auth::hash_password("pw for ui").unwrap();
+    let config = format!(
+        "{}[[user]]\nname = \"viewer\"\npassword_hash = \"{hash}\"\ncameras = [\"cam1\"]\n",
+        demo_cameras(2)
+    );
+    let hub = start(&config).await;
+    let mut browser = Chromium::start().await;
+    browser.open(&hub.url("/")).await;
+    assert!(
+        browser
+            .wait_until("location.pathname === '/login'", Duration::from_secs(15))
+            .await,
+        "not sent to the login page: {}",
+        browser.eval("location.href").await
+    );
+    browser
+        .eval(
+            "document.getElementById('name').value = 'viewer'; \
+             document.getElementById('password').value = 'pw for ui'; \
+             document.getElementById('login').submit(); true",
+        )
+        .await;
+    let shows_cam1 =
+        "(() => { const t = window.camhub && window.camhub.tiles && window.camhub.tiles(); \
+         return location.pathname === '/' && !!t && !!t.cam1 && t.cam1.loaded && !t.cam2; })()";
+    assert!(
+        browser
+            .wait_until(shows_cam1, Duration::from_secs(45))
+            .await,
+        "the grid did not show cam1 alone: {} at {}\nlog:\n{}",
+        browser
+            .eval("window.camhub && window.camhub.tiles && window.camhub.tiles()")
+            .await,
+        browser
+            .eval("location.href + ' ' + document.body.innerText")
+            .await,
+        hub.log_tail(20)
+    );
+    assert!(
+        browser
+            .wait_until(
+                "(document.querySelector('.session-user') || {}).textContent === 'viewer'",
+                Duration::from_secs(10)
+            )
+            .await
+    );
+    browser
+        .eval("document.querySelector('.session-logout').click(); true")
+        .await;
+    assert!(
+        browser
+            .wait_until("location.pathname === '/login'", Duration::from_secs(15))
+            .await
+    );
+    assert!(
+        hub.log().contains("logged out user=viewer"),
+        "{}",
+        hub.log_tail(10)
+    );
+    // The login page stays (it leaves only for a live session).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(browser.eval("location.pathname").await, "/login");
+    let status = browser
+        .eval("fetch('/api/session').then(r => r.status)")
+        .await;
+    assert_eq!(status, 401, "the session outlived the logout");
+}

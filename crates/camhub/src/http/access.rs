@@ -28,7 +28,8 @@ pub const SESSION_COOKIE: &str = "camhub_session";
 /// The header state-changing requests of a logged-in browser carry (the CSRF token of the session).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Sent by camhub's own pages: a 401 then gets no `WWW-Authenticate`, so the browser shows the
-/// login page instead of its Basic dialog.
+/// login page instead of its Basic dialog (as for any request a page makes, told apart by
+/// `Sec-Fetch-Mode`).
 pub const UI_HEADER: &str = "x-camhub-ui";
 
 /// Who may use a route.
@@ -287,7 +288,14 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
             true,
         );
     }
-    let ui = req.headers.contains_key(UI_HEADER);
+    // No Basic dialog for requests made from inside a page (the UI's fetches, an `<img>` whose
+    // session ran out): the page leads to the login form instead. Programs send no Sec-Fetch-Mode,
+    // and a URL typed into the address bar is a navigation: those are told Basic works.
+    let from_page = req
+        .headers
+        .get("sec-fetch-mode")
+        .is_some_and(|m| m.as_bytes() != b"navigate");
+    let ui = req.headers.contains_key(UI_HEADER) || from_page;
     if rule == Rule::Public || (rule == Rule::Metrics && auth.metrics_open()) {
         return next.run(Request::from_parts(req, body)).await;
     }
@@ -372,8 +380,10 @@ const CSP: &str =
      media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// Headers on every response: no MIME sniffing, no referrer (a `?token=` URL must not leak to other
-/// sites), no framing (clickjacking), the CSP on pages, and no caching of API answers.
+/// Headers on every response: no MIME sniffing, no referrer to other sites (a `?token=` URL must
+/// not leak; `same-origin`, not `no-referrer`, because under `no-referrer` browsers send
+/// `Origin: null` with the page's own form posts, which the origin check must refuse), no framing
+/// (clickjacking), the CSP on pages, and no caching of API answers.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
     let mut response = next.run(req).await;
@@ -384,7 +394,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let is_html = headers
