@@ -99,18 +99,55 @@ fn design_example_loads_from_a_file() {
 
 #[test]
 fn every_example_in_the_docs_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/config.md");
-    let mut blocks = 0;
-    let mut rest = doc.as_str();
-    while let Some(start) = rest.find("```toml\n") {
-        let body = &rest[start + 8..];
-        let end = body.find("```").expect("closed block");
-        ok(&body[..end]);
-        blocks += 1;
-        rest = &body[end + 3..];
+    // Every ```toml block of README.md and docs/*.md is a config a reader may copy: it must be valid.
+    // Examples of mistakes are fenced without `toml` (``` or ```text, as the error examples of
+    // docs/config.md are), and so are not checked here.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("README.md")];
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    files.extend(pages);
+    let mut counts = BTreeMap::new();
+    for path in &files {
+        let name = path.strip_prefix(&root).unwrap().display().to_string();
+        let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut block: Option<(usize, String)> = None;
+        let mut blocks = 0;
+        for (i, line) in doc.lines().enumerate() {
+            // Fences may be indented (a block inside a list item).
+            let fence = line.trim_start();
+            match block.take() {
+                None => {
+                    if fence == "```toml" {
+                        block = Some((i + 1, String::new()));
+                    }
+                }
+                Some((start, text)) if fence.starts_with("```") => {
+                    if let Err(e) = parse(&text, &name) {
+                        panic!("{name}: the toml block at line {start} is not a valid config:\n{e}\n--- block:\n{text}");
+                    }
+                    blocks += 1;
+                }
+                Some((start, mut text)) => {
+                    text.push_str(line);
+                    text.push('\n');
+                    block = Some((start, text));
+                }
+            }
+        }
+        assert!(block.is_none(), "{name}: a ```toml block is not closed");
+        counts.insert(name, blocks);
     }
-    assert!(blocks >= 10, "only {blocks} toml blocks found");
+    assert!(
+        counts["docs/config.md"] >= 10,
+        "only {} toml blocks in docs/config.md: {counts:?}",
+        counts["docs/config.md"]
+    );
+    assert!(counts.values().sum::<usize>() >= 15, "{counts:?}");
 }
 
 #[test]
