@@ -349,7 +349,7 @@ async fn every_path_the_docs_name_exists() {
             let (status, body) = answer(&client, method, &url).await;
             if is_router_404(status, &body) || is_wrong_method(status, &body) {
                 problems.push(format!(
-                    "{where_}\n  {method} {request} answered {status} (no such route): {body}"
+                    "{where_}\n  {method} {request} answered {status} (no such route for {method}): {body}"
                 ));
             }
             continue;
