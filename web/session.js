@@ -52,6 +52,13 @@
         await window.fetch('/api/logout', { method: 'POST' });
         toLogin();
       });
+      if (s.role === 'admin') {
+        const settings = document.createElement('a');
+        settings.href = '/settings';
+        settings.className = 'session-settings';
+        settings.textContent = 'Settings';
+        box.append(settings);
+      }
       box.append(who, out);
       bar.append(box);
     }

@@ -559,3 +559,73 @@ async fn login_page_grid_for_a_restricted_viewer_and_logout() {
         .await;
     assert_eq!(status, 401, "the session outlived the logout");
 }
+
+/// An admin makes an API token on the settings page, a program uses it, and the admin revokes it
+/// there.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_makes_and_revokes_a_token_in_the_settings_page() {
+    let hash = camhub::auth::hash_password("admin pw").unwrap();
+    let config = format!(
+        "{}[[user]]\nname = \"boss\"\npassword_hash = \"{hash}\"\nrole = \"admin\"\n",
+        demo_cameras(2)
+    );
+    let hub = start(&config).await;
+    let mut browser = Chromium::start().await;
+    browser.open(&hub.url("/login?next=%2Fsettings")).await;
+    browser
+        .eval(
+            "document.getElementById('name').value = 'boss'; \
+             document.getElementById('password').value = 'admin pw'; \
+             document.getElementById('login').submit(); true",
+        )
+        .await;
+    let form_ready = "(() => { const s = document.getElementById('tokens-section'); \
+         return location.pathname === '/settings' && !!s && !s.hidden && \
+         document.querySelectorAll('#token-cameras input').length === 2; })()";
+    assert!(
+        browser.wait_until(form_ready, Duration::from_secs(20)).await,
+        "{}",
+        browser.eval("location.href + ' ' + document.body.innerText").await
+    );
+    browser
+        .eval(
+            "document.getElementById('token-name').value = 'script'; \
+             document.querySelector('#token-cameras input[value=\"cam2\"]').checked = true; \
+             document.getElementById('token-form').requestSubmit(); true",
+        )
+        .await;
+    assert!(
+        browser
+            .wait_until(
+                "document.getElementById('token-secret').textContent.startsWith('chb_') && \
+                 document.querySelectorAll('#tokens tr').length === 1",
+                Duration::from_secs(10)
+            )
+            .await,
+        "{}",
+        browser.eval("document.body.innerText").await
+    );
+    let token = browser
+        .eval("document.getElementById('token-secret').textContent")
+        .await;
+    let token = token.as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let snap = |id: &str| {
+        http.get(hub.url(&format!("/api/cameras/{id}/frame.jpeg?token={token}")))
+            .send()
+    };
+    assert_eq!(snap("cam2").await.unwrap().status(), 200);
+    assert_eq!(snap("cam1").await.unwrap().status(), 403);
+    browser
+        .eval("document.querySelector('#tokens button').click(); true")
+        .await;
+    assert!(
+        browser
+            .wait_until(
+                "document.querySelectorAll('#tokens tr.token-gone').length === 1",
+                Duration::from_secs(10)
+            )
+            .await
+    );
+    assert_eq!(snap("cam2").await.unwrap().status(), 401);
+}

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind};
 
 const INDEX: &str = include_str!("../../../../web/index.html");
 const CAMERA: &str = include_str!("../../../../web/camera.html");
+const SETTINGS: &str = include_str!("../../../../web/settings.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "app.js",
@@ -32,6 +33,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "login.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/login.js"),
+    ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/settings.js"),
     ),
     (
         "style.css",
@@ -71,6 +77,11 @@ pub async fn camera_page(
     }
     state.hub.camera(&id)?;
     Ok(html(CAMERA))
+}
+
+/// `/settings`: API tokens (the page asks the API, which answers admins only).
+pub async fn settings_page() -> Response {
+    html(SETTINGS)
 }
 
 /// `/{file}` for the UI's scripts and stylesheet.
