@@ -553,6 +553,11 @@ def write_config(workdir, port, extra=""):
         f.write(f"""[server]
 listen = "127.0.0.1:{port}"
 data_dir = "{workdir}/data"
+# Every bench viewer is one connection from 127.0.0.1 to one camera: far past the defaults
+# (64 connections per address, 100 viewers per camera).
+max_connections = 5000
+max_connections_per_ip = 5000
+max_viewers_per_camera = 5000
 
 [[camera]]
 id = "{CAM}"

@@ -475,6 +475,9 @@ fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     camhub_codec::init();
     let listen = config.server.listen;
+    // TLS files are read before the port is taken: a broken pair refuses to start, naming the file.
+    let tls =
+        camhub::http::tls::Tls::from_config(&config.server).map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (another program uses the port? set [server] listen in the config)")
     })?;
@@ -498,12 +501,13 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         hub: hub.clone(),
         shutdown: shutdown_rx,
         auth,
-        tls: false,
+        tls: tls.is_some(),
     };
     info!(
-        "camhub {} serving {} camera(s) on http://{}/",
+        "camhub {} serving {} camera(s) on {}://{}/",
         env!("CARGO_PKG_VERSION"),
         hub.cameras().len(),
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr().unwrap_or(listen)
     );
     if config.auth_enforced() {
@@ -517,13 +521,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
-    serve::serve(
-        listener,
-        app(state),
-        config.server.stall_timeout,
-        shutdown_wait,
-    )
-    .await;
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().watch());
+    }
+    let options = serve::Options::new(&config.server, tls);
+    serve::serve(listener, app(state), options, shutdown_wait).await;
     // Say goodbye to the cameras: close every connection, and wait (bounded) for each RTSP
     // session's TEARDOWN, so a camera with few session slots is free at once for the next start.
     hub.shutdown(Duration::from_secs(3)).await;

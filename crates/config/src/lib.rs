@@ -144,7 +144,8 @@ impl Config {
 }
 
 impl Default for Server {
-    /// Loopback only (`127.0.0.1:8080`), `camhub-data`, 10 s snapshot wait, 8 variants, 20 s stall.
+    /// Loopback only (`127.0.0.1:8080`), `camhub-data`, 10 s snapshot wait, 8 variants, 20 s stall,
+    /// plain HTTP, 1024 connections (64 per address), 100 viewers per camera.
     fn default() -> Self {
         Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -159,6 +160,11 @@ impl Default for Server {
             login_attempts: 10,
             ban_time: Duration::from_secs(15 * 60),
             metrics: MetricsAccess::Auth,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            max_viewers_per_camera: 100,
         }
     }
 }
@@ -209,6 +215,20 @@ pub struct Server {
     pub ban_time: Duration,
     /// `metrics`: who may read `/metrics` (default `"auth"`).
     pub metrics: MetricsAccess,
+    /// `tls_cert`: PEM certificate chain (server certificate first); with `tls_key`, camhub serves
+    /// HTTPS (HTTP/2 and HTTP/1.1) instead of HTTP on `listen`. Set with `tls_key` or not at all.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: the PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `max_connections`: open client connections at most; more are closed at once (default 1024).
+    pub max_connections: usize,
+    /// `max_connections_per_ip`: open connections from one address at most (an IPv6 client counts
+    /// by its /64); connections from `trusted_proxies` count only toward `max_connections`
+    /// (default 64).
+    pub max_connections_per_ip: usize,
+    /// `max_viewers_per_camera`: live MJPEG, WebSocket and snapshot viewers of one camera at most;
+    /// one more gets a 503 (default 100).
+    pub max_viewers_per_camera: usize,
 }
 
 /// `[server] auth`.

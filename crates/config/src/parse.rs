@@ -37,6 +37,11 @@ const SERVER_KEYS: &[&str] = &[
     "login_attempts",
     "ban_time",
     "metrics",
+    "tls_cert",
+    "tls_key",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_viewers_per_camera",
 ];
 const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
 /// How to make a `password_hash`, for every message about one.
@@ -377,6 +382,8 @@ impl Cx<'_> {
             self.wrong_type("server", v, "a table", fix);
             return server;
         };
+        // Where tls_cert and tls_key were set, for the "both or neither" check.
+        let mut tls_spans: (Option<Range<usize>>, Option<Range<usize>>) = (None, None);
         for (key, value) in in_file_order(table) {
             let name = key.get_ref().as_ref();
             let path = format!("server.{name}");
@@ -507,8 +514,62 @@ impl Cx<'_> {
                         }
                     }
                 }
+                "tls_cert" | "tls_key" => {
+                    // Present, even if invalid: its own error says what is wrong with it.
+                    if name == "tls_cert" {
+                        tls_spans.0 = Some(value.span());
+                    } else {
+                        tls_spans.1 = Some(value.span());
+                    }
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    if s.trim().is_empty() {
+                        let fix = "name a PEM file, like \"/etc/camhub/cert.pem\", or remove \
+                                   tls_cert and tls_key to serve plain HTTP";
+                        self.error(value.span(), path, format!("{name} is empty"), fix);
+                    } else if name == "tls_cert" {
+                        server.tls_cert = Some(s.into());
+                    } else {
+                        server.tls_key = Some(s.into());
+                    }
+                }
+                "max_connections" => {
+                    if let Some(n) = self.integer(path, value, 1, 1_000_000) {
+                        server.max_connections = n;
+                    }
+                }
+                "max_connections_per_ip" => {
+                    if let Some(n) = self.integer(path, value, 1, 1_000_000) {
+                        server.max_connections_per_ip = n;
+                    }
+                }
+                "max_viewers_per_camera" => {
+                    if let Some(n) = self.integer(path, value, 1, 1_000_000) {
+                        server.max_viewers_per_camera = n;
+                    }
+                }
                 _ => self.unknown_key(key, "server.", SERVER_KEYS),
             }
+        }
+        // A certificate without its key (or the reverse) cannot serve HTTPS; serving plain HTTP
+        // instead would surprise whoever set one of them.
+        match tls_spans {
+            (Some(at), None) => self.error(
+                at,
+                "server.tls_key",
+                "tls_cert is set but tls_key is not",
+                "add tls_key = \"/path/to/key.pem\" (the certificate's private key, PEM) to \
+                 [server], or remove tls_cert to serve plain HTTP",
+            ),
+            (None, Some(at)) => self.error(
+                at,
+                "server.tls_cert",
+                "tls_key is set but tls_cert is not",
+                "add tls_cert = \"/path/to/cert.pem\" (the certificate chain, PEM) to [server], \
+                 or remove tls_key to serve plain HTTP",
+            ),
+            _ => {}
         }
         server
     }

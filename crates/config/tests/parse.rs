@@ -259,6 +259,11 @@ session_lifetime = "30d"
 login_attempts = 3
 ban_time = "1h"
 metrics = "open"
+tls_cert = "/etc/camhub/cert.pem"
+tls_key = "key.pem"
+max_connections = 5000
+max_connections_per_ip = 1
+max_viewers_per_camera = 1000000
 
 [[user]]
 name = "alice"
@@ -312,6 +317,11 @@ loop_file = false
     assert_eq!(s.login_attempts, 3);
     assert_eq!(s.ban_time, ms(3_600_000));
     assert_eq!(s.metrics, MetricsAccess::Open);
+    assert_eq!(s.tls_cert, Some(PathBuf::from("/etc/camhub/cert.pem")));
+    assert_eq!(s.tls_key, Some(PathBuf::from("key.pem")));
+    assert_eq!(s.max_connections, 5000);
+    assert_eq!(s.max_connections_per_ip, 1);
+    assert_eq!(s.max_viewers_per_camera, 1_000_000);
     assert_eq!(c.users.len(), 2);
     assert_eq!(
         (c.users[0].name.as_str(), c.users[0].role),
@@ -504,7 +514,7 @@ fn unknown_server_key() {
     assert_eq!(
         e.to_string(),
         "camhub.toml:3:3: server.listn: unknown key \"listn\" — did you mean \"listen\"? \
-         valid keys: listen, data_dir, snapshot_timeout, max_variants, stall_timeout, auth, trusted_proxies, allowed_origins, session_lifetime, login_attempts, ban_time, metrics"
+         valid keys: listen, data_dir, snapshot_timeout, max_variants, stall_timeout, auth, trusted_proxies, allowed_origins, session_lifetime, login_attempts, ban_time, metrics, tls_cert, tls_key, max_connections, max_connections_per_ip, max_viewers_per_camera"
     );
     let e = one("[server]\nurl = \"x\"\n");
     assert!(e.fix.contains("\"url\" is a camera key"), "{e}");

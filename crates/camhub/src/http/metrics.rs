@@ -67,5 +67,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             counts[10]
         );
     }
+    let (open, refused_total, refused_per_ip) = super::serve::connection_counts();
+    let _ = writeln!(
+        out,
+        "# HELP camhub_connections_open Open client connections (HTTP/1.1, HTTP/2, TLS handshakes).\n\
+         # TYPE camhub_connections_open gauge\ncamhub_connections_open {open}\n\
+         # HELP camhub_connections_refused_total Connections closed at once because a limit was reached.\n\
+         # TYPE camhub_connections_refused_total counter\n\
+         camhub_connections_refused_total{{reason=\"max_connections\"}} {refused_total}\n\
+         camhub_connections_refused_total{{reason=\"max_connections_per_ip\"}} {refused_per_ip}"
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

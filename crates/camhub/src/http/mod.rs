@@ -11,6 +11,7 @@ pub mod mjpeg;
 pub mod query;
 pub mod serve;
 pub mod snapshot;
+pub mod tls;
 pub mod web;
 pub mod ws;
 

@@ -23,7 +23,7 @@ use super::pipeline::{DecodeHandle, Tick};
 use super::status::{FailureKind, Metrics, State, Status};
 use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
 use super::variants::{JpegFrame, VariantKey, Variants};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::source::{OpenOptions, Source, SourceEvent, SourceOpener};
 use camhub_codec::{Codec, StreamParams};
 
@@ -66,6 +66,11 @@ pub struct Camera {
     waiting: AtomicUsize,
     /// Live subscriptions (viewers).
     viewers: AtomicUsize,
+    /// Subscriptions admitted through [`Camera::subscribe`] (the substream's included), against
+    /// `max_viewers`.
+    admitted: AtomicUsize,
+    /// `[server] max_viewers_per_camera` (unlimited until [`Camera::set_max_viewers`]).
+    max_viewers: AtomicUsize,
     running: AtomicBool,
     /// Set at shutdown: nothing demands the camera any more, so its connection closes (and an RTSP
     /// session is torn down).
@@ -140,6 +145,8 @@ impl Camera {
             last_frame_ms: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             viewers: AtomicUsize::new(0),
+            admitted: AtomicUsize::new(0),
+            max_viewers: AtomicUsize::new(usize::MAX),
             running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
@@ -261,12 +268,37 @@ impl Camera {
             .fold((0, 0), |(sum, max), q| (sum + q, max.max(q)))
     }
 
-    /// Subscribes to a JPEG variant and makes sure the upstream runs.
+    /// Sets the most live subscriptions at once (`[server] max_viewers_per_camera`, the
+    /// substream's viewers included); existing ones are never ended by it.
+    pub fn set_max_viewers(&self, max: usize) {
+        self.max_viewers.store(max, Ordering::Relaxed);
+    }
+
+    /// Subscribes to a JPEG variant and makes sure the upstream runs. Past `max_viewers` the
+    /// error is `Unavailable` (503) and names the config key.
     pub fn subscribe(self: &Arc<Self>, key: VariantKey) -> Result<Subscription, Error> {
-        let stream = self.stream_for(&key);
-        if !Arc::ptr_eq(stream, self) {
-            return stream.subscribe(key);
+        let max = self.max_viewers.load(Ordering::Relaxed);
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= max {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            debug!(camera = %self.config.id, "viewer refused: max_viewers_per_camera = {max}");
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "camera \"{}\" already has {max} viewers, the most [server] \
+                     max_viewers_per_camera allows: close another viewer of it, or raise \
+                     max_viewers_per_camera in the config",
+                    self.config.id
+                ),
+            ));
         }
+        let admission = Admission(self.clone());
+        let mut sub = self.stream_for(&key).subscribe_stream(key)?;
+        sub.admission = Some(admission);
+        Ok(sub)
+    }
+
+    /// Subscribes to a JPEG variant of this stream itself (not its substream).
+    fn subscribe_stream(self: &Arc<Self>, key: VariantKey) -> Result<Subscription, Error> {
         let rx = self.variants.subscribe(key, self.geometry())?;
         self.viewers.fetch_add(1, Ordering::Relaxed);
         self.touch();
@@ -275,6 +307,7 @@ impl Camera {
         Ok(Subscription {
             camera: self.clone(),
             rx,
+            admission: None,
         })
     }
 
@@ -742,6 +775,17 @@ impl ViewerBytes {
 pub struct Subscription {
     camera: Arc<Camera>,
     rx: watch::Receiver<Option<Arc<JpegFrame>>>,
+    /// Its place under the (main) camera's `max_viewers`.
+    admission: Option<Admission>,
+}
+
+/// A place under a camera's `max_viewers`, given back when dropped.
+struct Admission(Arc<Camera>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Subscription {

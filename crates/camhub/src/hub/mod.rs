@@ -42,6 +42,9 @@ impl Hub {
             .iter()
             .map(|c| Camera::with_opener(c.clone(), config.server.max_variants, opener.clone()))
             .collect();
+        for cam in &cameras {
+            cam.set_max_viewers(config.server.max_viewers_per_camera);
+        }
         let by_id = cameras
             .iter()
             .map(|c| (c.id().to_owned(), c.clone()))
