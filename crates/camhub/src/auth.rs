@@ -195,7 +195,6 @@ pub struct Auth {
     enforced: bool,
     /// `auth = "none"` written in the config: said in the UI as a banner.
     explicitly_open: bool,
-    users: HashMap<String, UserEntry>,
     store: Option<Arc<Store>>,
     tokens: RwLock<HashMap<[u8; 32], TokenEntry>>,
     sessions: RwLock<HashMap<[u8; 32], SessionRecord>>,
@@ -209,12 +208,52 @@ pub struct Auth {
     /// A real hash to verify unknown user names against, so a wrong name costs as much as a wrong
     /// password (no user enumeration by timing).
     dummy_hash: String,
-    session_lifetime: Duration,
-    login_attempts: usize,
-    ban_time: Duration,
-    metrics_open: bool,
-    trusted_proxies: Vec<camhub_config::IpNet>,
-    allowed_origins: Vec<String>,
+    /// Users and settings: replaced whole when the config is reloaded.
+    policy: RwLock<Arc<Policy>>,
+}
+
+/// What the config says about access, replaced whole by a reload.
+pub struct Policy {
+    users: HashMap<String, UserEntry>,
+    /// How long a login lasts.
+    pub session_lifetime: Duration,
+    /// Failed logins before a ban.
+    pub login_attempts: usize,
+    /// How long a ban lasts.
+    pub ban_time: Duration,
+    /// `/metrics` open to anyone.
+    pub metrics_open: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<camhub_config::IpNet>,
+    /// Other web origins allowed to open WebSockets and send changes.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Policy {
+    fn of(config: &Config) -> Policy {
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                let entry = UserEntry {
+                    hash: u.password_hash.clone(),
+                    access: u.role.into(),
+                    cameras: camera_set(&u.cameras),
+                };
+                (u.name.clone(), entry)
+            })
+            .collect();
+        let server = &config.server;
+        Policy {
+            users,
+            session_lifetime: server.session_lifetime,
+            login_attempts: server.login_attempts,
+            ban_time: server.ban_time,
+            metrics_open: server.metrics == MetricsAccess::Open,
+            trusted_proxies: server.trusted_proxies.clone(),
+            allowed_origins: server.allowed_origins.clone(),
+        }
+    }
 }
 
 /// Unix time in milliseconds.
@@ -245,25 +284,13 @@ impl Auth {
     /// `store` (which must then be given).
     pub fn new(config: &Config, store: Option<Arc<Store>>) -> Result<Auth, String> {
         let enforced = config.auth_enforced();
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let entry = UserEntry {
-                    hash: u.password_hash.clone(),
-                    access: u.role.into(),
-                    cameras: camera_set(&u.cameras),
-                };
-                (u.name.clone(), entry)
-            })
-            .collect();
+        let policy = Policy::of(config);
         let mut cache_key = [0u8; 32];
         rand::rng().fill_bytes(&mut cache_key);
         let dummy_hash = hash_password(&random_secret())?;
         let auth = Auth {
             enforced,
             explicitly_open: config.server.auth == camhub_config::AuthMode::None,
-            users,
             store: if enforced { store } else { None },
             tokens: RwLock::default(),
             sessions: RwLock::default(),
@@ -272,12 +299,7 @@ impl Auth {
             failures: Mutex::default(),
             hashing: Semaphore::new(2),
             dummy_hash,
-            session_lifetime: config.server.session_lifetime,
-            login_attempts: config.server.login_attempts,
-            ban_time: config.server.ban_time,
-            metrics_open: config.server.metrics == MetricsAccess::Open,
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            allowed_origins: config.server.allowed_origins.clone(),
+            policy: RwLock::new(Arc::new(policy)),
         };
         if enforced {
             let Some(store) = &auth.store else {
@@ -295,7 +317,8 @@ impl Auth {
                 }
             }
             let sessions = store.sessions(now).map_err(|e| e.to_string())?;
-            let known: HashSet<&str> = auth.users.keys().map(String::as_str).collect();
+            let policy = auth.policy();
+            let known: HashSet<&str> = policy.users.keys().map(String::as_str).collect();
             let sessions: HashMap<_, _> = sessions
                 .into_iter()
                 // A user taken out of the config is logged out.
@@ -304,7 +327,7 @@ impl Auth {
                 .collect();
             info!(
                 "login required: {} user(s), {} token(s), {} open session(s)",
-                auth.users.len(),
+                policy.users.len(),
                 map.len(),
                 sessions.len()
             );
@@ -312,6 +335,45 @@ impl Auth {
             *write(&auth.sessions) = sessions;
         }
         Ok(auth)
+    }
+
+    /// The current users and settings (one `Arc` clone: take it once per request).
+    pub fn policy(&self) -> Arc<Policy> {
+        read(&self.policy).clone()
+    }
+
+    /// Applies a reloaded config's users and access settings: a removed user's sessions end, a
+    /// changed password is verified afresh (the Basic cache is emptied). Turning login on or off
+    /// needs a restart: the error says so and nothing changes.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        if config.auth_enforced() != self.enforced {
+            return Err(if self.enforced {
+                "turning login off needs a restart of camhub".to_owned()
+            } else {
+                "turning login on needs a restart of camhub".to_owned()
+            });
+        }
+        let policy = Arc::new(Policy::of(config));
+        let gone: Vec<String> = read(&self.sessions)
+            .values()
+            .filter(|s| !policy.users.contains_key(&s.user))
+            .map(|s| s.user.clone())
+            .collect();
+        *write(&self.policy) = policy.clone();
+        lock(&self.basic_cache).clear();
+        write(&self.sessions).retain(|_, s| policy.users.contains_key(&s.user));
+        if let Some(store) = self.store.clone() {
+            if !gone.is_empty() {
+                tokio::task::spawn_blocking(move || {
+                    for user in gone {
+                        if let Err(e) = store.delete_sessions_of(&user) {
+                            warn!("cannot end the sessions of removed user {user}: {e}");
+                        }
+                    }
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether requests must say who they are.
@@ -324,28 +386,9 @@ impl Auth {
         self.explicitly_open
     }
 
-    /// Whether `/metrics` is open to anyone (`metrics = "open"`).
-    pub fn metrics_open(&self) -> bool {
-        self.metrics_open
-    }
-
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub fn trusted_proxies(&self) -> &[camhub_config::IpNet] {
-        &self.trusted_proxies
-    }
-
-    /// Other web origins allowed to open WebSockets and send changes.
-    pub fn allowed_origins(&self) -> &[String] {
-        &self.allowed_origins
-    }
-
-    /// How long a login lasts.
-    pub fn session_lifetime(&self) -> Duration {
-        self.session_lifetime
-    }
-
     fn principal_of_user(&self, name: &str, via: Via) -> Option<Principal> {
-        let user = self.users.get(name)?;
+        let policy = self.policy();
+        let user = policy.users.get(name)?;
         Some(Principal {
             name: name.to_owned(),
             access: user.access,
@@ -356,11 +399,12 @@ impl Auth {
 
     /// Checks a user's password (argon2id, off the async threads, two at a time).
     pub async fn verify_password(&self, name: &str, password: &str) -> bool {
-        let hash = self
+        let policy = self.policy();
+        let hash = policy
             .users
             .get(name)
             .map_or_else(|| self.dummy_hash.clone(), |u| u.hash.clone());
-        let known = self.users.contains_key(name);
+        let known = policy.users.contains_key(name);
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
         };
@@ -476,7 +520,8 @@ impl Auth {
         let csrf = random_secret();
         let hash = sha256(cookie.as_bytes());
         let now = now_ms();
-        let lifetime_ms = i64::try_from(self.session_lifetime.as_millis()).unwrap_or(i64::MAX);
+        let lifetime = self.policy().session_lifetime;
+        let lifetime_ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
         let record = SessionRecord {
             hash,
             user: name.to_owned(),
@@ -511,7 +556,7 @@ impl Auth {
             cookie,
             csrf,
             principal,
-            lifetime: self.session_lifetime,
+            lifetime,
         })
     }
 
@@ -590,9 +635,10 @@ impl Auth {
     /// that starts at half of `login_attempts`), and bans the address at `login_attempts`.
     pub fn failed(&self, ip: IpAddr) -> Duration {
         let now = Instant::now();
+        let policy = self.policy();
+        let (ban_time, login_attempts) = (policy.ban_time, policy.login_attempts);
         let mut failures = lock(&self.failures);
         if failures.len() >= FAILURES_MAX {
-            let ban_time = self.ban_time;
             failures.retain(|_, f| now.duration_since(f.last) < ban_time);
             if failures.len() >= FAILURES_MAX {
                 failures.clear();
@@ -604,24 +650,24 @@ impl Auth {
             banned_until: None,
         });
         // Failures long ago (or a ban that ran out) no longer count.
-        if now.duration_since(f.last) >= self.ban_time || f.banned_until.is_some_and(|u| u <= now) {
+        if now.duration_since(f.last) >= ban_time || f.banned_until.is_some_and(|u| u <= now) {
             f.count = 0;
             f.banned_until = None;
         }
         f.count += 1;
         f.last = now;
-        if f.count >= self.login_attempts {
-            f.banned_until = Some(now + self.ban_time);
+        if f.count >= login_attempts {
+            f.banned_until = Some(now + ban_time);
             f.count = 0;
             warn!(
                 %ip,
                 "banned for {:?} after {} failed logins",
-                self.ban_time,
-                self.login_attempts
+                ban_time,
+                login_attempts
             );
             return Duration::ZERO;
         }
-        let free = self.login_attempts / 2;
+        let free = login_attempts / 2;
         let over = u32::try_from(f.count.saturating_sub(free)).unwrap_or(u32::MAX);
         (Duration::from_millis(500) * over).min(MAX_DELAY)
     }
@@ -749,6 +795,39 @@ mod tests {
         assert!(auth.revoke_token(record.id).await.unwrap());
         assert!(auth.token(&secret).is_none());
         assert!(!auth.revoke_token(record.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_reload_replaces_users_and_forgets_cached_passwords() {
+        let auth = auth();
+        assert!(auth.basic("viewer", "pw").await.is_some());
+        let s = auth.login("admin", "pw").await.unwrap();
+        // The viewer gets a new password and the admin is removed.
+        let hash = hash_password("new").unwrap();
+        let text = format!(
+            "[[camera]]\nid = \"a\"\nurl = \"demo:\"\n\n[[user]]\nname = \"viewer\"\npassword_hash = \"{hash}\"\n"
+        );
+        let config = camhub_config::parse(&text, "t.toml").unwrap();
+        auth.reload(&config).unwrap();
+        assert!(
+            auth.basic("viewer", "pw").await.is_none(),
+            "the old password was cached"
+        );
+        assert!(auth.basic("viewer", "new").await.is_some());
+        assert!(
+            auth.session(&s.cookie).is_none(),
+            "a removed user stays logged in"
+        );
+        assert_eq!(auth.policy().login_attempts, 10);
+        // Turning login off needs a restart.
+        let open =
+            camhub_config::parse("[[camera]]\nid = \"a\"\nurl = \"demo:\"\n", "t.toml").unwrap();
+        let e = auth.reload(&open).unwrap_err();
+        assert!(e.contains("restart"), "{e}");
+        assert!(
+            auth.basic("viewer", "new").await.is_some(),
+            "a refused reload changed nothing"
+        );
     }
 
     #[test]

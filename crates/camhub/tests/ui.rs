@@ -583,9 +583,13 @@ async fn an_admin_makes_and_revokes_a_token_in_the_settings_page() {
          return location.pathname === '/settings' && !!s && !s.hidden && \
          document.querySelectorAll('#token-cameras input').length === 2; })()";
     assert!(
-        browser.wait_until(form_ready, Duration::from_secs(20)).await,
+        browser
+            .wait_until(form_ready, Duration::from_secs(20))
+            .await,
         "{}",
-        browser.eval("location.href + ' ' + document.body.innerText").await
+        browser
+            .eval("location.href + ' ' + document.body.innerText")
+            .await
     );
     browser
         .eval(

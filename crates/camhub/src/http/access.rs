@@ -276,11 +276,12 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
     };
     let state = &guard.state;
     let auth = &state.auth;
+    let policy = auth.policy();
     let unsafe_method = !matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS);
     // A page on another site must not drive a logged-in browser: no cross-site WebSocket (the
     // cookie would go with it) and no cross-site changes.
     if (is_upgrade(&req.headers) || unsafe_method)
-        && !origin_allowed(&req.headers, auth.allowed_origins())
+        && !origin_allowed(&req.headers, &policy.allowed_origins)
     {
         return refuse(
             ErrorKind::Forbidden,
@@ -296,12 +297,12 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
         .get("sec-fetch-mode")
         .is_some_and(|m| m.as_bytes() != b"navigate");
     let ui = req.headers.contains_key(UI_HEADER) || from_page;
-    if rule == Rule::Public || (rule == Rule::Metrics && auth.metrics_open()) {
+    if rule == Rule::Public || (rule == Rule::Metrics && policy.metrics_open) {
         return next.run(Request::from_parts(req, body)).await;
     }
     let principal = if auth.enforced() {
         let peer = req.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-        let ip = client_ip(&req.headers, peer, auth.trusted_proxies());
+        let ip = client_ip(&req.headers, peer, &policy.trusted_proxies);
         if let Some(left) = ip.and_then(|ip| auth.banned(ip)) {
             return banned_response(left);
         }

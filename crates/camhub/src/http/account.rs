@@ -94,7 +94,7 @@ pub async fn login(
     let ip = client_ip(
         &headers,
         addr.map(|Extension(a)| a.0.ip()),
-        auth.trusted_proxies(),
+        &auth.policy().trusted_proxies,
     );
     if let Some(left) = ip.and_then(|ip| auth.banned(ip)) {
         let e = Error::new(
