@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod reload;
 pub mod source;
 
 pub use error::{Error, ErrorKind};

@@ -1,6 +1,6 @@
 //! The `camhub` command: `camhub` (built-in demo camera), `camhub --config FILE`,
 //! `camhub check [--strict] FILE`. Thin: parses arguments, sets up logging, runs the server until
-//! SIGINT/SIGTERM (SIGHUP re-checks the config file).
+//! SIGINT/SIGTERM (SIGHUP applies the config file again).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use camhub::http::{app, serve, AppState};
 use camhub::hub::Hub;
-use camhub_config::{Config, ConfigErrors, Probe};
+use camhub_config::{Config, ConfigErrors};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -33,8 +33,8 @@ options:
   -h, --help                       print this help
   -V, --version                    print the version
 
-signals: SIGINT/SIGTERM stop camhub (cameras are closed cleanly); SIGHUP re-checks the config file
-and logs the result (changes apply on restart)
+signals: SIGINT/SIGTERM stop camhub (cameras are closed cleanly); SIGHUP reads the config file
+again and applies it (only changed cameras restart; an invalid file changes nothing)
 logging: to stdout, camera credentials scrubbed; RUST_LOG=debug for more (default info)";
 
 const CHECK_USAGE: &str = "\
@@ -229,15 +229,8 @@ fn hash_password() -> ExitCode {
     }
 }
 
-/// What the config crate cannot know by itself, answered by this program's FFmpeg.
-fn probe() -> Probe<'static> {
-    Probe {
-        has_input_format: &camhub_codec::demux::has_input_format,
-    }
-}
-
 fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    camhub_config::load_with(path, &probe())
+    camhub::reload::load(path)
 }
 
 fn main() -> ExitCode {
@@ -497,11 +490,13 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     hub.start();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown_wait = shutdown_rx.clone();
+    let reloader = Arc::new(camhub::reload::Reloader::new(path, config.clone()));
     let state = AppState {
         hub: hub.clone(),
         shutdown: shutdown_rx,
-        auth,
+        auth: auth.clone(),
         tls: tls.is_some(),
+        reloader: reloader.clone(),
     };
     info!(
         "camhub {} serving {} camera(s) on {}://{}/",
@@ -515,7 +510,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     } else if config.server.auth == camhub_config::AuthMode::None {
         warn!("auth = \"none\": anyone who can reach {listen} can watch every camera and change settings");
     }
-    tokio::spawn(recheck_on_sighup(path));
+    tokio::spawn(reload_on_sighup(reloader, hub.clone(), auth));
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down");
@@ -549,10 +544,14 @@ async fn wait_for_signal() {
     }
 }
 
-/// `systemctl reload camhub` sends SIGHUP, whose default action would kill camhub. Until the config
-/// can be applied while running, a SIGHUP re-reads and checks the file and says what a restart
-/// would do, so a reload never stops the cameras and a broken edit is caught before the restart.
-async fn recheck_on_sighup(path: Option<PathBuf>) {
+/// `systemctl reload camhub` sends SIGHUP (whose default action would kill camhub): the config
+/// file is read again and applied like `POST /api/config/reload` — only changed cameras restart,
+/// and an invalid file changes nothing (its errors are logged).
+async fn reload_on_sighup(
+    reloader: Arc<camhub::reload::Reloader>,
+    hub: Arc<Hub>,
+    auth: Arc<camhub::auth::Auth>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -562,33 +561,12 @@ async fn recheck_on_sighup(path: Option<PathBuf>) {
         }
     };
     while hup.recv().await.is_some() {
-        let Some(path) = &path else {
-            info!("SIGHUP: running the built-in demo config, there is no file to re-read");
-            continue;
-        };
-        // Reading the file blocks; it is small, but the runtime's threads serve viewers.
-        let path_for_load = path.clone();
-        match tokio::task::spawn_blocking(move || load(&path_for_load)).await {
-            Ok(Ok(config)) => {
-                for w in &config.warnings {
-                    warn!("SIGHUP: config: {w}");
-                }
-                info!(
-                    "SIGHUP: {} is valid ({} camera(s)); camhub applies config changes when it restarts (systemctl restart camhub)",
-                    path.display(),
-                    config.cameras.len()
-                );
+        match reloader.reload(&hub, &auth).await {
+            Ok(_) => {}
+            Err(camhub::reload::ReloadError::NoFile) => {
+                info!("SIGHUP: running the built-in demo config, there is no file to re-read");
             }
-            Ok(Err(errors)) => {
-                for e in &errors.0 {
-                    error!("SIGHUP: config: {e}");
-                }
-                error!(
-                    "SIGHUP: {} has errors: camhub keeps running with the config it started with; fix them before restarting",
-                    path.display()
-                );
-            }
-            Err(e) => error!("SIGHUP: checking the config failed: {e}"),
+            Err(e) => error!("SIGHUP: {e}"),
         }
     }
 }

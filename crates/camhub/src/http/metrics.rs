@@ -28,9 +28,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_placeholders_rendered_total", "counter", "Placeholder pictures rendered (once per camera, size and status text, shared by all viewers).", |c| Metrics::get(&c.metrics.placeholders_rendered) as f64),
         ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
     ];
+    let cameras = state.hub.cameras();
     for (name, kind, help, get) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for cam in state.hub.cameras() {
+        for cam in &cameras {
             let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", cam.id(), get(cam));
             if let Some(sub) = &cam.substream {
                 let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", sub.id(), get(sub));
@@ -42,9 +43,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         out,
         "# HELP {name} Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.\n# TYPE {name} histogram"
     );
-    let cams = state
-        .hub
-        .cameras()
+    let cams = cameras
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.substream.as_ref()));
     for cam in cams {

@@ -5,6 +5,7 @@
 //! While the camera is not streaming, a labelled placeholder frame is sent every few seconds.
 
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::Metrics;
-use crate::hub::{JpegFrame, Subscription};
+use crate::hub::{Camera, Hub, JpegFrame, Subscription, VariantKey};
 
 /// The multipart boundary camhub writes.
 pub const BOUNDARY: &str = "frame";
@@ -38,12 +39,18 @@ pub async fn stream(
     conn: Option<Extension<ConnWritten>>,
     q: RawQuery,
 ) -> Result<Response, Error> {
-    let cam = state.hub.camera(&id)?.clone();
+    let cam = state.hub.camera(&id)?;
     let query = PictureQuery::parse(raw(&q), true)?;
     let sub = cam.subscribe(query.key)?;
-    let bytes = cam.register_viewer(conn.map(|Extension(ConnWritten(w))| w));
+    let written = conn.map(|Extension(ConnWritten(w))| w);
+    let bytes = cam.register_viewer(written.clone());
     let viewer = Viewer {
         sub,
+        camera: cam.clone(),
+        hub: state.hub.clone(),
+        id,
+        key: query.key,
+        written,
         min_interval: query.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
         last_sent: None,
         first: true,
@@ -76,6 +83,13 @@ pub async fn stream(
 /// One MJPEG viewer's state.
 struct Viewer {
     sub: Subscription,
+    /// The camera asked for (`sub` may be on its substream).
+    camera: Arc<Camera>,
+    /// Where to find the camera again when a config reload replaces it.
+    hub: Arc<Hub>,
+    id: String,
+    key: VariantKey,
+    written: Option<Arc<AtomicU64>>,
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
     first: bool,
@@ -138,6 +152,7 @@ impl Viewer {
                         self.last_size = (f.width, f.height);
                         return Some(Next::Frame(f));
                     }
+                    None if self.follow() => continue,
                     None => return None,
                 },
                 _ = self.placeholder_timer.as_mut() => {
@@ -156,6 +171,27 @@ impl Viewer {
                 },
                 _ = self.shutdown.changed() => return None,
             }
+        }
+    }
+
+    /// After a config reload replaced the camera, subscribes to the new one with the same request:
+    /// the response goes on (its next part comes from the new camera). False when the camera was
+    /// removed, or nothing replaced it.
+    fn follow(&mut self) -> bool {
+        let Ok(cam) = self.hub.camera(&self.id) else {
+            return false;
+        };
+        if Arc::ptr_eq(&cam, &self.camera) {
+            return false;
+        }
+        match cam.subscribe(self.key) {
+            Ok(sub) => {
+                self.sub = sub;
+                self.camera = cam.clone();
+                self.bytes = cam.register_viewer(self.written.clone());
+                true
+            }
+            Err(_) => false,
         }
     }
 

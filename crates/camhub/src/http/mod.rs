@@ -39,6 +39,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Whether camhub serves HTTPS (session cookies are then `Secure`).
     pub tls: bool,
+    /// Applies the config file again (`POST /api/config/reload`, SIGHUP).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// One route: method, path, who may use it, and its handler. Every route camhub serves is in
@@ -93,6 +95,12 @@ pub fn routes() -> Vec<Route> {
             "/api/tokens/{id}",
             Rule::Admin,
             delete(account::revoke_token),
+        ),
+        route(
+            M::POST,
+            "/api/config/reload",
+            Rule::Admin,
+            post(api::reload),
         ),
         route(M::GET, "/api/cameras", Rule::Viewer, get(api::list)),
         route(M::GET, "/api/cameras/{id}", Rule::Camera, get(api::one)),

@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::{Metrics, Status};
-use crate::hub::{Camera, Subscription};
+use crate::hub::{Camera, Subscription, VariantKey};
 
 /// Heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -60,10 +60,44 @@ struct Entry {
 
 struct Sub {
     camera: Arc<Camera>,
+    key: VariantKey,
     frames: Subscription,
     status: watch::Receiver<Status>,
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
+}
+
+impl Sub {
+    fn new(
+        camera: Arc<Camera>,
+        key: VariantKey,
+        frames: Subscription,
+        min_interval: Option<Duration>,
+        bytes: &Arc<ViewerBytes>,
+    ) -> Sub {
+        // The status of the stream that serves this size (the substream for small tiles).
+        let status = frames.camera().status.subscribe();
+        frames.camera().register_queue(bytes);
+        Sub {
+            camera,
+            key,
+            frames,
+            status,
+            min_interval,
+            last_sent: None,
+        }
+    }
+
+    /// After a config reload replaced the camera: the same subscription on the new camera (the
+    /// grid tile keeps playing). `None` when the camera was removed.
+    fn follow(&self, state: &AppState, bytes: &Arc<ViewerBytes>) -> Option<Sub> {
+        let cam = state.hub.camera(self.camera.id()).ok()?;
+        if Arc::ptr_eq(&cam, &self.camera) {
+            return None;
+        }
+        let frames = cam.subscribe(self.key).ok()?;
+        Some(Sub::new(cam, self.key, frames, self.min_interval, bytes))
+    }
 }
 
 enum Wake {
@@ -117,7 +151,22 @@ async fn session(
                     let status = s.status.borrow_and_update().clone();
                     vec![status_msg(&s.camera, &status)]
                 }
-                Wake::Gone(i) => { subs.remove(i); Vec::new() }
+                Wake::Gone(i) => {
+                    let gone = subs.remove(i);
+                    match gone.follow(&state, &bytes) {
+                        Some(mut sub) => {
+                            let status = sub.status.borrow_and_update().clone();
+                            let mut out = vec![status_msg(&sub.camera, &status)];
+                            out.extend(frame_messages(&mut sub));
+                            subs.push(sub);
+                            out
+                        }
+                        None => vec![text_msg(json!({
+                            "type": "error", "camera": gone.camera.id(),
+                            "error": "this camera was removed from the config",
+                        }))],
+                    }
+                }
             },
             _ = heartbeat.tick() => vec![text_msg(json!({"type": "heartbeat", "ts": now_ms()}))],
             _ = shutdown.changed() => break,
@@ -172,20 +221,12 @@ fn subscribe(
                 if let Some(f) = e.fps {
                     super::query::check_fps(f)?;
                 }
-                Ok((cam.clone(), cam.subscribe(key)?))
+                Ok((cam.clone(), key, cam.subscribe(key)?))
             });
         match result {
-            Ok((camera, frames)) => {
-                // The status of the stream that serves this size (the substream for small tiles).
-                let status = frames.camera().status.subscribe();
-                frames.camera().register_queue(bytes);
-                let mut sub = Sub {
-                    camera,
-                    frames,
-                    status,
-                    min_interval: e.fps.map(|f| Duration::from_secs_f64(1.0 / f)),
-                    last_sent: None,
-                };
+            Ok((camera, key, frames)) => {
+                let min_interval = e.fps.map(|f| Duration::from_secs_f64(1.0 / f));
+                let mut sub = Sub::new(camera, key, frames, min_interval, bytes);
                 let status = sub.status.borrow_and_update().clone();
                 out.push(status_msg(&sub.camera, &status));
                 out.extend(frame_messages(&mut sub));

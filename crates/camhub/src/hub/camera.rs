@@ -329,6 +329,17 @@ impl Camera {
         self.epoch.elapsed().as_millis() as u64 + 1
     }
 
+    /// Takes the camera out of service for good: a config reload replaced or removed it. Its
+    /// upstream closes and its viewers' subscriptions end, so they can move to the camera that
+    /// replaced it (the MJPEG and WebSocket outputs do that by themselves).
+    pub fn retire(&self) {
+        self.stop();
+        self.variants.close();
+        if let Some(sub) = &self.substream {
+            sub.variants.close();
+        }
+    }
+
     /// Closes the upstream (and the substream's) for good: the process is shutting down.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);

@@ -11,7 +11,7 @@ pub mod variants;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use camera::{Camera, Subscription};
 use camhub_config::Config;
@@ -21,12 +21,43 @@ pub use variants::{JpegFrame, VariantKey};
 use crate::error::{Error, ErrorKind};
 use crate::source::SourceOpener;
 
-/// All cameras of one camhub process.
+/// All cameras of one camhub process. The set is replaced whole by a config reload
+/// ([`Hub::apply`]); a lookup clones an `Arc`, so a request keeps the camera it found even if a
+/// reload replaces it meanwhile.
 pub struct Hub {
+    set: RwLock<Arc<CameraSet>>,
+    opener: SourceOpener,
+    /// The `[server]` settings (as at start: changing them needs a restart).
+    pub server: camhub_config::Server,
+}
+
+/// The cameras, in config order and by id.
+struct CameraSet {
     cameras: Vec<Arc<Camera>>,
     by_id: HashMap<String, Arc<Camera>>,
-    /// The `[server]` settings.
-    pub server: camhub_config::Server,
+}
+
+impl CameraSet {
+    fn new(cameras: Vec<Arc<Camera>>) -> CameraSet {
+        let by_id = cameras
+            .iter()
+            .map(|c| (c.id().to_owned(), c.clone()))
+            .collect();
+        CameraSet { cameras, by_id }
+    }
+}
+
+/// What a config reload did to the cameras, by id.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// New cameras.
+    pub added: Vec<String>,
+    /// Cameras whose settings changed: restarted with the new ones (their viewers move over).
+    pub restarted: Vec<String>,
+    /// Cameras taken out.
+    pub removed: Vec<String>,
+    /// Cameras left exactly as they were (their viewers never notice).
+    pub unchanged: Vec<String>,
 }
 
 impl Hub {
@@ -37,28 +68,84 @@ impl Hub {
 
     /// Builds the cameras of `config` (all idle), opening their connections through `opener`.
     pub fn with_opener(config: &Config, opener: SourceOpener) -> Arc<Hub> {
-        let cameras: Vec<Arc<Camera>> = config
+        let cameras = config
             .cameras
             .iter()
-            .map(|c| Camera::with_opener(c.clone(), config.server.max_variants, opener.clone()))
-            .collect();
-        for cam in &cameras {
-            cam.set_max_viewers(config.server.max_viewers_per_camera);
-        }
-        let by_id = cameras
-            .iter()
-            .map(|c| (c.id().to_owned(), c.clone()))
+            .map(|c| Hub::build(c, &config.server, &opener))
             .collect();
         Arc::new(Hub {
-            cameras,
-            by_id,
+            set: RwLock::new(Arc::new(CameraSet::new(cameras))),
+            opener,
             server: config.server.clone(),
         })
     }
 
+    fn build(
+        config: &camhub_config::Camera,
+        server: &camhub_config::Server,
+        opener: &SourceOpener,
+    ) -> Arc<Camera> {
+        let cam = Camera::with_opener(config.clone(), server.max_variants, opener.clone());
+        cam.set_max_viewers(server.max_viewers_per_camera);
+        cam
+    }
+
+    fn set(&self) -> Arc<CameraSet> {
+        self.set
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a reloaded config's cameras: a camera whose settings are unchanged stays as it is
+    /// (its connection and viewers are untouched), a changed one is replaced by a new camera built
+    /// from the new settings (the old one retires: its connection closes and its viewers move to
+    /// the new one), a removed one retires, a new one is added idle. Call inside the runtime.
+    pub fn apply(&self, config: &Config) -> Applied {
+        let old = self.set();
+        let mut applied = Applied::default();
+        let mut cameras = Vec::with_capacity(config.cameras.len());
+        for c in &config.cameras {
+            match old.by_id.get(&c.id) {
+                Some(cam) if cam.config == *c => {
+                    applied.unchanged.push(c.id.clone());
+                    cameras.push(cam.clone());
+                }
+                Some(_) => {
+                    applied.restarted.push(c.id.clone());
+                    cameras.push(Hub::build(c, &self.server, &self.opener));
+                }
+                None => {
+                    applied.added.push(c.id.clone());
+                    cameras.push(Hub::build(c, &self.server, &self.opener));
+                }
+            }
+        }
+        let new = Arc::new(CameraSet::new(cameras));
+        *self
+            .set
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
+        // Retire after the swap: a viewer whose subscription ends looks its camera up again and
+        // must find the new one.
+        for cam in &old.cameras {
+            let kept = new.by_id.get(cam.id()).is_some_and(|n| Arc::ptr_eq(n, cam));
+            if !kept {
+                if !new.by_id.contains_key(cam.id()) {
+                    applied.removed.push(cam.id().to_owned());
+                }
+                cam.retire();
+            }
+        }
+        for cam in new.cameras.iter().filter(|c| c.config.always_on) {
+            cam.ensure_running();
+        }
+        applied
+    }
+
     /// Starts the cameras configured `always_on`. Call inside the tokio runtime.
     pub fn start(&self) {
-        for cam in self.cameras.iter().filter(|c| c.config.always_on) {
+        for cam in self.set().cameras.iter().filter(|c| c.config.always_on) {
             cam.ensure_running();
         }
     }
@@ -67,11 +154,11 @@ impl Hub {
     /// RTSP session got its TEARDOWN: cameras with few session slots must not keep a dead session.
     pub async fn shutdown(&self, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        for cam in &self.cameras {
+        let set = self.set();
+        for cam in &set.cameras {
             cam.stop();
         }
-        while self.cameras.iter().any(|c| c.is_running()) && tokio::time::Instant::now() < deadline
-        {
+        while set.cameras.iter().any(|c| c.is_running()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -84,14 +171,15 @@ impl Hub {
     }
 
     /// Every camera, in config order.
-    pub fn cameras(&self) -> &[Arc<Camera>] {
-        &self.cameras
+    pub fn cameras(&self) -> Vec<Arc<Camera>> {
+        self.set().cameras.clone()
     }
 
     /// The camera with this id, or a 404 error naming the known ids.
-    pub fn camera(&self, id: &str) -> Result<&Arc<Camera>, Error> {
-        self.by_id.get(id).ok_or_else(|| {
-            let known: Vec<&str> = self.cameras.iter().map(|c| c.id()).collect();
+    pub fn camera(&self, id: &str) -> Result<Arc<Camera>, Error> {
+        let set = self.set();
+        set.by_id.get(id).cloned().ok_or_else(|| {
+            let known: Vec<&str> = set.cameras.iter().map(|c| c.id()).collect();
             Error::new(
                 ErrorKind::NotFound,
                 format!(

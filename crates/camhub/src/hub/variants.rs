@@ -128,6 +128,8 @@ pub type Slot = watch::Sender<Option<Arc<JpegFrame>>>;
 /// The variants of one camera, capped in number.
 pub struct Variants {
     map: Mutex<HashMap<VariantKey, Slot>>,
+    /// Set by [`Variants::close`]: the camera was replaced or removed.
+    closed: std::sync::atomic::AtomicBool,
     max: usize,
     /// Bumped whenever a variant is added, so the decode thread knows to encode the last picture for it.
     generation: AtomicU64,
@@ -138,6 +140,7 @@ impl Variants {
     pub fn new(max: usize) -> Variants {
         Variants {
             map: Mutex::new(HashMap::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             max: max.max(1),
             generation: AtomicU64::new(0),
         }
@@ -153,6 +156,12 @@ impl Variants {
         native: Option<((u32, u32), (u32, u32))>,
     ) -> Result<watch::Receiver<Option<Arc<JpegFrame>>>, Error> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "this camera was just reconfigured; ask again",
+            ));
+        }
         if let Some(slot) = map.get(&key) {
             if slot.receiver_count() == 0 {
                 // Nobody kept this variant fresh: its frame may be old. Start empty; the decode
@@ -189,6 +198,15 @@ impl Variants {
         map.insert(key, tx);
         self.generation.fetch_add(1, Ordering::Release);
         Ok(rx)
+    }
+
+    /// Ends every variant: their subscribers see the end of the stream (once the encoder lets go of
+    /// the slots it holds) and new subscriptions are refused. For a camera that a config reload
+    /// replaced or removed.
+    pub fn close(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::Release);
+        map.clear();
     }
 
     /// The variants that currently have subscribers, with their slots (cloned handles).
