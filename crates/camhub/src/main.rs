@@ -2,7 +2,7 @@
 //! `camhub check [--strict] FILE`. Thin: parses arguments, sets up logging, runs the server until
 //! SIGINT/SIGTERM (SIGHUP applies the config file again).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -251,7 +251,8 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Print(text) => {
-            println!("{text}");
+            // `camhub --help | head` closes the pipe early: not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{text}");
             ExitCode::SUCCESS
         }
         Command::Check { path, strict } => check(&path, strict),

@@ -717,3 +717,19 @@ fn hash_password_reads_stdin_and_prints_a_hash_that_logs_in() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_the_allowed_ones() {
+    let hub = start(&config("")).await;
+    let r = client().get(hub.url("/api/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = client()
+        .put(hub.url("/api/tokens"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET, POST");
+}

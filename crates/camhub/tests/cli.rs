@@ -227,7 +227,8 @@ async fn sighup_reloads_the_config_and_keeps_serving() {
     hup(hub.pid());
     assert!(
         eventually(Duration::from_secs(10), || async {
-            hub.log().contains("SIGHUP: the config has errors, nothing changed")
+            hub.log()
+                .contains("SIGHUP: the config has errors, nothing changed")
         })
         .await,
         "{}",
@@ -237,4 +238,21 @@ async fn sighup_reloads_the_config_and_keeps_serving() {
     let cameras = get(&hub.url("/api/cameras")).await;
     assert_eq!(cameras.status, 200);
     assert_eq!(cameras.json()[0]["id"], "demo");
+}
+
+#[test]
+fn help_into_a_closed_pipe_is_not_a_panic() {
+    // `camhub --help | head -1` may close the pipe before camhub writes. Here the reading end is
+    // closed at once, long before the new process (which loads the FFmpeg libraries) writes.
+    let mut child = Command::new(bin())
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
 }

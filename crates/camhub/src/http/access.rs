@@ -272,7 +272,29 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
         req.method.clone()
     };
     let Some(rule) = guard.rules.0.get(&(method, matched.as_str())).copied() else {
-        return refuse(ErrorKind::Forbidden, "this route has no access rule", true);
+        // The path exists with other methods (axum's own 405 comes after this layer).
+        let mut allowed: Vec<&str> = guard
+            .rules
+            .0
+            .keys()
+            .filter(|(_, path)| *path == matched.as_str())
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if allowed.is_empty() {
+            return refuse(ErrorKind::Forbidden, "this route has no access rule", true);
+        }
+        allowed.sort_unstable();
+        let allow = allowed.join(", ");
+        let message = format!("{} is not allowed here; use {allow}", req.method);
+        let mut response = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(serde_json::json!({ "error": message })),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        return response;
     };
     let state = &guard.state;
     let auth = &state.auth;
