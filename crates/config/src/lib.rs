@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod duration;
+pub mod edit;
 mod error;
 mod lint;
 mod net;
@@ -18,6 +19,7 @@ mod source;
 use camhub_media::redact::{redact_url, REDACTED};
 
 pub use error::{ConfigError, ConfigErrors};
+pub(crate) use parse::CAMERA_KEYS;
 
 /// Parses a duration as the config writes it (`"30s"`, `"7d"`, `"1m30s"`); `None` when it is not
 /// one. For APIs that take durations in the config's form.
@@ -129,6 +131,7 @@ impl Config {
                 always_on: false,
                 watchdog: Duration::from_secs(10),
                 decode_threads: 1,
+                enabled: true,
             }],
             users: Vec::new(),
             warnings: Vec::new(),
@@ -323,6 +326,8 @@ pub struct Camera {
     pub watchdog: Duration,
     /// `decode_threads`: 1 = one thread (lowest latency, default); N > 1 = N frame threads; 0 = auto.
     pub decode_threads: usize,
+    /// `enabled`: `false` keeps the camera in the file but out of service (default true).
+    pub enabled: bool,
 }
 
 /// Where a stream comes from, parsed from a `url` / `substream_url` value: the one place a camera

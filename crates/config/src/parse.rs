@@ -47,7 +47,7 @@ const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
 /// How to make a `password_hash`, for every message about one.
 const HASH_FIX: &str = "make one with `camhub hash-password` (it reads the password from stdin or \
      asks for it) and paste its output: password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"";
-const CAMERA_KEYS: &[&str] = &[
+pub(crate) const CAMERA_KEYS: &[&str] = &[
     "id",
     "name",
     "url",
@@ -56,6 +56,7 @@ const CAMERA_KEYS: &[&str] = &[
     "always_on",
     "watchdog",
     "decode_threads",
+    "enabled",
     "transport",
     "poll_interval",
     "insecure_tls",
@@ -836,6 +837,7 @@ impl Cx<'_> {
         let mut always_on = false;
         let mut watchdog = Duration::from_secs(10);
         let mut decode_threads = 1;
+        let mut enabled = true;
         let mut opts = KindOptions::default();
 
         for (key, value) in in_file_order(table) {
@@ -895,6 +897,7 @@ impl Cx<'_> {
                     }
                 }
                 "always_on" => always_on = self.boolean(path, value).unwrap_or(always_on),
+                "enabled" => enabled = self.boolean(path, value).unwrap_or(enabled),
                 "watchdog" => {
                     let (min, max) = (Duration::from_secs(1), Duration::from_secs(600));
                     if let Some(d) = self.duration(path, value, min, max) {
@@ -1033,6 +1036,7 @@ impl Cx<'_> {
             always_on,
             watchdog,
             decode_threads,
+            enabled,
         })
     }
 

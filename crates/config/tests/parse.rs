@@ -225,6 +225,7 @@ fn defaults() {
             always_on: false,
             watchdog: ms(10_000),
             decode_threads: 1,
+            enabled: true,
         }
     );
 }
@@ -282,6 +283,7 @@ url = "https://u:p@cam.local/mjpeg"
 substream_url = "rtsp://u:p@cam.local/sub"
 idle_timeout = "24h"
 always_on = true
+enabled = false
 watchdog = 5
 decode_threads = 0
 transport = "udp"
@@ -339,6 +341,7 @@ loop_file = false
     assert_eq!(gate.name, "Gate");
     assert_eq!(gate.idle_timeout, ms(24 * 3_600_000));
     assert!(gate.always_on);
+    assert!(!gate.enabled);
     assert_eq!(gate.watchdog, ms(5_000));
     assert_eq!(gate.decode_threads, 0);
     // transport applies to the rtsp substream, poll_interval and insecure_tls to the https main stream.

@@ -71,6 +71,7 @@ impl Hub {
         let cameras = config
             .cameras
             .iter()
+            .filter(|c| c.enabled)
             .map(|c| Hub::build(c, &config.server, &opener))
             .collect();
         Arc::new(Hub {
@@ -105,7 +106,7 @@ impl Hub {
         let old = self.set();
         let mut applied = Applied::default();
         let mut cameras = Vec::with_capacity(config.cameras.len());
-        for c in &config.cameras {
+        for c in config.cameras.iter().filter(|c| c.enabled) {
             match old.by_id.get(&c.id) {
                 Some(cam) if cam.config == *c => {
                     applied.unchanged.push(c.id.clone());
