@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::auth::Auth;
 use crate::hub::{Applied, Hub};
 
-/// Why a reload changed nothing.
+/// Why a reload or an edit changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadError {
     /// camhub runs the built-in demo config: there is no file.
@@ -24,6 +24,10 @@ pub enum ReloadError {
     Invalid(Vec<String>),
     /// The change needs a restart (turning login on or off).
     NeedsRestart(String),
+    /// The edit cannot be made (no such camera, a duplicate id, a bad value).
+    Edit(camhub_config::edit::EditError),
+    /// The file cannot be read or written.
+    Io(String),
 }
 
 impl std::fmt::Display for ReloadError {
@@ -40,6 +44,8 @@ impl std::fmt::Display for ReloadError {
                 )
             }
             ReloadError::NeedsRestart(why) => write!(f, "{why}; nothing changed"),
+            ReloadError::Edit(e) => write!(f, "{e}; nothing changed"),
+            ReloadError::Io(e) => write!(f, "{e}; nothing changed"),
         }
     }
 }
@@ -55,9 +61,10 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// The config file and the config camhub runs now; reloads are one at a time.
+/// The config file and the config camhub runs now; reloads and edits are one at a time.
 pub struct Reloader {
-    path: Option<PathBuf>,
+    /// The file; `None` while camhub runs the built-in demo (the first web edit creates one).
+    path: std::sync::Mutex<Option<PathBuf>>,
     running: Mutex<Config>,
 }
 
@@ -94,13 +101,22 @@ fn restart_keys(old: &Server, new: &Server) -> Vec<&'static str> {
         .collect()
 }
 
-/// Reads and checks a config file the way `camhub check` does (FFmpeg says which input formats
-/// exist).
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let probe = Probe {
+/// What only the running program can tell the config crate: FFmpeg says which input formats
+/// exist.
+fn probe() -> Probe<'static> {
+    Probe {
         has_input_format: &camhub_codec::demux::has_input_format,
-    };
-    camhub_config::load_with(path, &probe)
+    }
+}
+
+/// Reads and checks a config file the way `camhub check` does.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    camhub_config::load_with(path, &probe())
+}
+
+/// Checks a config text the way `camhub check` does; `origin` names it in messages.
+pub fn check(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    camhub_config::parse_with(text, origin, &probe())
 }
 
 impl Reloader {
@@ -108,19 +124,81 @@ impl Reloader {
     /// with.
     pub fn new(path: Option<PathBuf>, running: Config) -> Reloader {
         Reloader {
-            path,
+            path: std::sync::Mutex::new(path),
             running: Mutex::new(running),
         }
     }
 
     /// The config file, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    pub fn path(&self) -> Option<PathBuf> {
+        self.path
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The config file's text (`""` with no file yet).
+    pub async fn text(&self) -> Result<String, ReloadError> {
+        let Some(path) = self.path() else {
+            return Ok(String::new());
+        };
+        tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| ReloadError::Io(format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// Edits the config file (`edit` turns its text into the new text), checks the result like
+    /// `camhub check`, writes it atomically (the previous file kept as `camhub.toml.bak`) and
+    /// applies it like a reload. With no file yet, the first edit creates `camhub.toml` in
+    /// `data_dir` and camhub uses it from then on. An invalid result is neither written nor
+    /// applied.
+    pub async fn edit<F>(&self, hub: &Hub, auth: &Auth, edit: F) -> Result<Outcome, ReloadError>
+    where
+        F: FnOnce(&str) -> Result<String, camhub_config::edit::EditError>,
+    {
+        let mut running = self.running.lock().await;
+        let path = match self.path() {
+            Some(p) => p,
+            None => running.server.data_dir.join("camhub.toml"),
+        };
+        let old = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.path().is_none() => {
+                String::new()
+            }
+            Err(e) => {
+                return Err(ReloadError::Io(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let text = edit(&old).map_err(ReloadError::Edit)?;
+        let config = check(&text, &path.display().to_string()).map_err(|errors| {
+            ReloadError::Invalid(errors.0.iter().map(ToString::to_string).collect())
+        })?;
+        // Checked before writing: a change that needs a restart is not half-applied.
+        if config.auth_enforced() != auth.enforced() {
+            return Err(ReloadError::NeedsRestart(
+                "turning login on or off needs a restart of camhub".into(),
+            ));
+        }
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&target, &text))
+            .await
+            .map_err(|e| ReloadError::Io(e.to_string()))?
+            .map_err(|e| ReloadError::Io(format!("cannot write {}: {e}", path.display())))?;
+        *self
+            .path
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(path.clone());
+        info!("config file {} edited", path.display());
+        apply(&mut running, config, hub, auth)
     }
 
     /// Reads the file again and applies it (see the module doc). Logs what it did.
     pub async fn reload(&self, hub: &Hub, auth: &Auth) -> Result<Outcome, ReloadError> {
-        let Some(path) = self.path.clone() else {
+        let Some(path) = self.path() else {
             return Err(ReloadError::NoFile);
         };
         let mut running = self.running.lock().await;
@@ -137,48 +215,94 @@ impl Reloader {
                 return Err(ReloadError::Invalid(errors));
             }
         };
-        if let Err(why) = auth.reload(&config) {
-            warn!("reload refused: {why}");
-            return Err(ReloadError::NeedsRestart(why));
-        }
-        let cameras = hub.apply(&config);
-        let restart_needed = restart_keys(&running.server, &config.server);
-        let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
-        for w in &warnings {
-            warn!("config: {w}");
-        }
-        info!(
-            added = ?cameras.added,
-            restarted = ?cameras.restarted,
-            removed = ?cameras.removed,
-            unchanged = cameras.unchanged.len(),
-            "config reloaded"
-        );
-        if !restart_needed.is_empty() {
-            warn!(
-                "config reloaded, but [server] {} take effect only after a restart",
-                restart_needed.join(", ")
-            );
-        }
-        // What a later reload compares with. The server keys that need a restart keep their
-        // running values, so they are reported again until camhub restarts.
-        let mut now = config;
-        now.server = Server {
-            trusted_proxies: now.server.trusted_proxies.clone(),
-            allowed_origins: now.server.allowed_origins.clone(),
-            session_lifetime: now.server.session_lifetime,
-            login_attempts: now.server.login_attempts,
-            ban_time: now.server.ban_time,
-            metrics: now.server.metrics,
-            ..running.server.clone()
-        };
-        *running = now;
-        Ok(Outcome {
-            cameras,
-            restart_needed,
-            warnings,
-        })
+        apply(&mut running, config, hub, auth)
     }
+}
+
+/// Applies a checked config: users, cameras, and the record of what runs.
+fn apply(
+    running: &mut Config,
+    config: Config,
+    hub: &Hub,
+    auth: &Auth,
+) -> Result<Outcome, ReloadError> {
+    if let Err(why) = auth.reload(&config) {
+        warn!("reload refused: {why}");
+        return Err(ReloadError::NeedsRestart(why));
+    }
+    let cameras = hub.apply(&config);
+    let restart_needed = restart_keys(&running.server, &config.server);
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    for w in &warnings {
+        warn!("config: {w}");
+    }
+    info!(
+        added = ?cameras.added,
+        restarted = ?cameras.restarted,
+        removed = ?cameras.removed,
+        unchanged = cameras.unchanged.len(),
+        "config reloaded"
+    );
+    if !restart_needed.is_empty() {
+        warn!(
+            "config reloaded, but [server] {} take effect only after a restart",
+            restart_needed.join(", ")
+        );
+    }
+    // What a later reload compares with. The server keys that need a restart keep their
+    // running values, so they are reported again until camhub restarts.
+    let mut now = config;
+    now.server = Server {
+        trusted_proxies: now.server.trusted_proxies.clone(),
+        allowed_origins: now.server.allowed_origins.clone(),
+        session_lifetime: now.server.session_lifetime,
+        login_attempts: now.server.login_attempts,
+        ban_time: now.server.ban_time,
+        metrics: now.server.metrics,
+        ..running.server.clone()
+    };
+    *running = now;
+    Ok(Outcome {
+        cameras,
+        restart_needed,
+        warnings,
+    })
+}
+
+/// Replaces `path` with `text` so that a crash leaves the old file or the new one, never half of
+/// each: the text goes to a temporary file beside it (with the old file's permissions), is synced,
+/// the old file is copied to `camhub.toml.bak`, and the temporary file is renamed over it.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map_or_else(
+        || "camhub.toml".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+            std::fs::copy(path, dir.join(format!("{name}.bak")))?;
+        } else {
+            // A new file holds camera passwords: readable by camhub's user only.
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// A shared [`Reloader`].

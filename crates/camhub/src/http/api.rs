@@ -37,26 +37,10 @@ pub async fn one(
 /// `POST /api/config/reload`: reads the config file again and applies it (only changed cameras
 /// restart). `200` with what changed, or `400` / `409` with why nothing did.
 pub async fn reload(State(state): State<AppState>) -> axum::response::Response {
-    use crate::reload::ReloadError;
-    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     match state.reloader.reload(&state.hub, &state.auth).await {
-        Ok(outcome) => Json(serde_json::to_value(&outcome).unwrap_or(Value::Null)).into_response(),
-        Err(e) => {
-            let status = match &e {
-                ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
-                ReloadError::NoFile | ReloadError::NeedsRestart(_) => StatusCode::CONFLICT,
-            };
-            let errors = match &e {
-                ReloadError::Invalid(list) => list.clone(),
-                _ => Vec::new(),
-            };
-            (
-                status,
-                Json(json!({"error": e.to_string(), "errors": errors})),
-            )
-                .into_response()
-        }
+        Ok(outcome) => Json(json!(outcome)).into_response(),
+        Err(e) => super::config_api::reload_error(e),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod account;
 pub mod api;
+pub mod config_api;
 pub mod error;
 pub mod metrics;
 pub mod mjpeg;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -101,6 +102,36 @@ pub fn routes() -> Vec<Route> {
             "/api/config/reload",
             Rule::Admin,
             post(api::reload),
+        ),
+        route(
+            M::GET,
+            "/api/config/cameras",
+            Rule::Admin,
+            get(config_api::list),
+        ),
+        route(
+            M::POST,
+            "/api/config/cameras",
+            Rule::Admin,
+            post(config_api::add),
+        ),
+        route(
+            M::PUT,
+            "/api/config/cameras/{id}",
+            Rule::Admin,
+            put(config_api::update),
+        ),
+        route(
+            M::DELETE,
+            "/api/config/cameras/{id}",
+            Rule::Admin,
+            delete(config_api::remove),
+        ),
+        route(
+            M::POST,
+            "/api/config/test",
+            Rule::Admin,
+            post(config_api::test),
         ),
         route(M::GET, "/api/cameras", Rule::Viewer, get(api::list)),
         route(M::GET, "/api/cameras/{id}", Rule::Camera, get(api::one)),
