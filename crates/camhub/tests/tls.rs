@@ -200,6 +200,10 @@ async fn https_with_http2_mjpeg_snapshots_and_certificate_renewal() {
     )
     .await;
     assert!(hub.log().contains("on https://127.0.0.1:"), "{}", hub.log());
+    // A client that connects and never says anything holds up no one, and is dropped when the
+    // handshake times out (10 s; checked at the end).
+    let silent = std::net::TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    let silent_since = Instant::now();
 
     // curl negotiates HTTP/2 when it may, and HTTP/1.1 when told to.
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
@@ -317,6 +321,21 @@ async fn https_with_http2_mjpeg_snapshots_and_certificate_renewal() {
     assert_eq!(hub.served_certificate().await, renewed);
     let out = hub.curl(&["-sS", "--http2"], "/healthz");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{out:?}");
+
+    let wait = Duration::from_secs(25).saturating_sub(silent_since.elapsed());
+    silent
+        .set_read_timeout(Some(wait.max(Duration::from_secs(1))))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut &silent, &mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!(
+            "the silent connection is still open after {:?}: {other:?}",
+            silent_since.elapsed()
+        ),
+    }
+    assert!(silent_since.elapsed() >= Duration::from_secs(9));
 }
 
 /// The key file of a certificate other than the served one.
