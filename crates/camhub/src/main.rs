@@ -498,6 +498,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         auth: auth.clone(),
         tls: tls.is_some(),
         reloader: reloader.clone(),
+        base_path: config.server.base_path.clone().into(),
     };
     info!(
         "camhub {} serving {} camera(s) on {}://{}/",

@@ -94,6 +94,7 @@ fn restart_keys(old: &Server, new: &Server) -> Vec<&'static str> {
             "max_viewers_per_camera",
             old.max_viewers_per_camera != new.max_viewers_per_camera,
         ),
+        ("base_path", old.base_path != new.base_path),
     ];
     keys.into_iter()
         .filter(|(_, differs)| *differs)

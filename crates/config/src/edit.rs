@@ -146,10 +146,12 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
             .is_some_and(|old| same_value(old, &new));
         if !same {
             // Keep the comment after an existing value when only the value changes.
-            let suffix = table
-                .get(key)
-                .and_then(Item::as_value)
-                .and_then(|v| v.decor().suffix().and_then(|s| s.as_str()).map(str::to_owned));
+            let suffix = table.get(key).and_then(Item::as_value).and_then(|v| {
+                v.decor()
+                    .suffix()
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            });
             let mut new = new;
             if let Some(suffix) = suffix {
                 new.decor_mut().set_suffix(suffix);
@@ -282,12 +284,29 @@ url = "http://192.168.1.50:81/stream"
             f.insert("url".into(), url.into());
         }
         let out = edit_camera(FILE, &change).unwrap();
-        assert!(out.starts_with("# camhub at home\n[server]\nlisten = \"127.0.0.1:8080\"   # loopback\n"), "{out}");
-        assert!(out.contains("# The front door (Hikvision)\n[[camera]]"), "{out}");
-        assert!(out.contains("name = \"Front door\"   # shown in the UI"), "{out}");
-        assert!(out.contains("url = \"rtsp://admin:s3cret@192.168.1.64/Streaming/Channels/102\""), "{out}");
+        assert!(
+            out.starts_with(
+                "# camhub at home\n[server]\nlisten = \"127.0.0.1:8080\"   # loopback\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("# The front door (Hikvision)\n[[camera]]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("name = \"Front door\"   # shown in the UI"),
+            "{out}"
+        );
+        assert!(
+            out.contains("url = \"rtsp://admin:s3cret@192.168.1.64/Streaming/Channels/102\""),
+            "{out}"
+        );
         assert!(out.contains("idle_timeout = \"1m\""), "{out}");
-        assert!(out.contains("# The garden\n[[camera]]\nid = \"garden\""), "{out}");
+        assert!(
+            out.contains("# The garden\n[[camera]]\nid = \"garden\""),
+            "{out}"
+        );
         let config = crate::parse(&out, "t.toml").unwrap();
         assert_eq!(config.cameras[0].idle_timeout.as_secs(), 60);
     }
@@ -302,23 +321,36 @@ url = "http://192.168.1.50:81/stream"
         let config = crate::parse(&out, "t.toml").unwrap();
         assert_eq!(config.cameras.len(), 3);
         assert_eq!(config.cameras[2].id, "usb");
-        let e = edit_camera(FILE, &CameraChange::Add(fields(json!({"id": "door", "url": "demo:"}))));
+        let e = edit_camera(
+            FILE,
+            &CameraChange::Add(fields(json!({"id": "door", "url": "demo:"}))),
+        );
         assert_eq!(e, Err(EditError::Duplicate("door".into())));
         let out = edit_camera(FILE, &CameraChange::Remove("door".into())).unwrap();
         assert!(!out.contains("s3cret") && out.contains("garden"), "{out}");
-        assert!(out.contains("listen = \"127.0.0.1:8080\"   # loopback"), "{out}");
+        assert!(
+            out.contains("listen = \"127.0.0.1:8080\"   # loopback"),
+            "{out}"
+        );
         assert_eq!(
             edit_camera(FILE, &CameraChange::Remove("nope".into())),
             Err(EditError::NoCamera("nope".into()))
         );
         // A file with no cameras gets its first.
-        let out = edit_camera("", &CameraChange::Add(fields(json!({"id": "demo", "url": "demo:"})))).unwrap();
+        let out = edit_camera(
+            "",
+            &CameraChange::Add(fields(json!({"id": "demo", "url": "demo:"}))),
+        )
+        .unwrap();
         assert_eq!(crate::parse(&out, "t.toml").unwrap().cameras[0].id, "demo");
     }
 
     #[test]
     fn unknown_keys_and_bad_files_are_refused() {
-        let e = edit_camera(FILE, &CameraChange::Add(fields(json!({"id": "x", "password": "p"}))));
+        let e = edit_camera(
+            FILE,
+            &CameraChange::Add(fields(json!({"id": "x", "password": "p"}))),
+        );
         assert!(matches!(e, Err(EditError::BadValue(_))), "{e:?}");
         let e = edit_camera("[[camera]\n", &CameraChange::Remove("x".into()));
         assert!(matches!(e, Err(EditError::Syntax(_))), "{e:?}");
@@ -328,7 +360,10 @@ url = "http://192.168.1.50:81/stream"
     fn secrets_come_back_only_where_masked() {
         let stored = "rtsp://admin:p%40ss@10.0.0.2:554/x?user=admin&password=hunter2";
         assert_eq!(
-            restore_secrets("rtsp://***:***@10.0.0.2:554/x?user=admin&password=***", stored),
+            restore_secrets(
+                "rtsp://***:***@10.0.0.2:554/x?user=admin&password=***",
+                stored
+            ),
             stored
         );
         // New credentials typed in are taken.
@@ -337,6 +372,9 @@ url = "http://192.168.1.50:81/stream"
             "rtsp://bob:new@10.0.0.2/x"
         );
         // A masked URL for a camera without secrets stays as it is (and fails the check later).
-        assert_eq!(restore_secrets("rtsp://***:***@h/x", "rtsp://h/x"), "rtsp://***:***@h/x");
+        assert_eq!(
+            restore_secrets("rtsp://***:***@h/x", "rtsp://h/x"),
+            "rtsp://***:***@h/x"
+        );
     }
 }

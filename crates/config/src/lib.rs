@@ -168,6 +168,7 @@ impl Default for Server {
             max_connections: 1024,
             max_connections_per_ip: 64,
             max_viewers_per_camera: 100,
+            base_path: String::new(),
         }
     }
 }
@@ -232,6 +233,9 @@ pub struct Server {
     /// `max_viewers_per_camera`: live MJPEG, WebSocket and snapshot viewers of one camera at most;
     /// one more gets a 503 (default 100).
     pub max_viewers_per_camera: usize,
+    /// `base_path`: serve everything under this path prefix (`"/camhub"`), for a reverse proxy
+    /// that forwards a sub-path; normalised without a trailing `/` (default `""`: the root).
+    pub base_path: String,
 }
 
 /// `[server] auth`.

@@ -42,6 +42,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
     "max_connections_per_ip",
     "max_viewers_per_camera",
+    "base_path",
 ];
 const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
 /// How to make a `password_hash`, for every message about one.
@@ -548,6 +549,31 @@ impl Cx<'_> {
                 "max_viewers_per_camera" => {
                     if let Some(n) = self.integer(path, value, 1, 1_000_000) {
                         server.max_viewers_per_camera = n;
+                    }
+                }
+                "base_path" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    let trimmed = s.trim_end_matches('/');
+                    let valid = trimmed.is_empty()
+                        || (trimmed.starts_with('/')
+                            && !trimmed.contains("//")
+                            && trimmed
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b)));
+                    if valid {
+                        server.base_path = trimmed.to_owned();
+                    } else {
+                        let fix =
+                            "write a path like \"/camhub\" (letters, digits, - _ . ~ and /), \
+                                   or leave the key out to serve at the root";
+                        self.error(
+                            value.span(),
+                            path,
+                            format!("invalid base_path \"{s}\""),
+                            fix,
+                        );
                     }
                 }
                 _ => self.unknown_key(key, "server.", SERVER_KEYS),

@@ -1,5 +1,5 @@
-//! `[server]` TLS and limit keys: `tls_cert` / `tls_key` (both or neither), `max_connections`,
-//! `max_connections_per_ip`, `max_viewers_per_camera`.
+//! `[server]` TLS, limit and proxy keys: `tls_cert` / `tls_key` (both or neither), `max_connections`,
+//! `max_connections_per_ip`, `max_viewers_per_camera`, `base_path`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -118,4 +118,18 @@ fn a_misspelt_limit_is_suggested() {
         e.fix.starts_with("did you mean \"max_connections\"?"),
         "{e}"
     );
+}
+
+#[test]
+fn base_path_is_normalised_and_checked() {
+    let c = camhub_config::parse("[server]\nbase_path = \"/camhub/\"\n", "c.toml").unwrap();
+    assert_eq!(c.server.base_path, "/camhub");
+    let c = camhub_config::parse("[server]\nbase_path = \"/\"\n", "c.toml").unwrap();
+    assert_eq!(c.server.base_path, "");
+    for bad in ["camhub", "/a b", "/x//y", "/x?y"] {
+        let e = camhub_config::parse(&format!("[server]\nbase_path = \"{bad}\"\n"), "c.toml")
+            .unwrap_err();
+        assert_eq!(e.0[0].key, "server.base_path", "{bad}: {e}");
+        assert_eq!(e.0[0].line, Some(2));
+    }
 }

@@ -243,14 +243,15 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
-fn to_login(req: &Parts) -> Response {
-    let target = req
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+fn to_login(req: &Parts, base: &str) -> Response {
+    // The full path, prefix included (a nested router sees its own part only).
+    let uri = req
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&req.uri, |o| &o.0);
+    let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    let location = format!("/login?next={next}");
+    let location = format!("{base}/login?next={next}");
     (
         StatusCode::SEE_OTHER,
         [(header::LOCATION, location)],
@@ -271,13 +272,19 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
     } else {
         req.method.clone()
     };
-    let Some(rule) = guard.rules.0.get(&(method, matched.as_str())).copied() else {
+    // Under a prefix the matched path may carry it; the rules are written without.
+    let route = match matched.as_str().strip_prefix(&*guard.state.base_path) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => matched.as_str(),
+    };
+    let Some(rule) = guard.rules.0.get(&(method, route)).copied() else {
         // The path exists with other methods (axum's own 405 comes after this layer).
         let mut allowed: Vec<&str> = guard
             .rules
             .0
             .keys()
-            .filter(|(_, path)| *path == matched.as_str())
+            .filter(|(_, path)| *path == route)
             .map(|(m, _)| m.as_str())
             .collect();
         if allowed.is_empty() {
@@ -342,7 +349,7 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
                 }
                 return refuse(ErrorKind::Unauthorized, "wrong credentials", ui);
             }
-            Credentials::None if rule == Rule::Page => return to_login(&req),
+            Credentials::None if rule == Rule::Page => return to_login(&req, &state.base_path),
             Credentials::None => {
                 return refuse(
                     ErrorKind::Unauthorized,

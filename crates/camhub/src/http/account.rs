@@ -20,15 +20,8 @@ use crate::error::{Error, ErrorKind};
 const LOGIN_PAGE: &str = include_str!("../../../../web/login.html");
 
 /// `GET /login`: the login form.
-pub async fn login_page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        LOGIN_PAGE,
-    )
-        .into_response()
+pub async fn login_page(State(state): State<AppState>) -> Response {
+    super::web::html(&state, LOGIN_PAGE)
 }
 
 /// What a login sends, as a form or JSON.
@@ -48,7 +41,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Back to the login form with a reason (forms), or the error (JSON).
-fn login_failed(json_client: bool, error: Error, reason: &str, next: &str) -> Response {
+fn login_failed(json_client: bool, error: Error, reason: &str, next: &str, base: &str) -> Response {
     if json_client {
         return error.into_response();
     }
@@ -57,7 +50,7 @@ fn login_failed(json_client: bool, error: Error, reason: &str, next: &str) -> Re
         StatusCode::SEE_OTHER,
         [(
             header::LOCATION,
-            format!("/login?error={reason}&next={next}"),
+            format!("{base}/login?error={reason}&next={next}"),
         )],
     )
         .into_response()
@@ -81,8 +74,8 @@ pub async fn login(
     let next = form
         .as_ref()
         .and_then(|f| f.next.as_deref())
-        .map_or("/", safe_next)
-        .to_owned();
+        .map(safe_next)
+        .map_or_else(|| format!("{}/", state.base_path), str::to_owned);
     let auth = &state.auth;
     if !auth.enforced() {
         return if json_client {
@@ -104,14 +97,14 @@ pub async fn login(
                 left.as_secs().max(1)
             ),
         );
-        return login_failed(json_client, e, "banned", &next);
+        return login_failed(json_client, e, "banned", &next, &state.base_path);
     }
     let Some(form) = form else {
         let e = Error::new(
             ErrorKind::BadRequest,
             "send name and password (a form, or JSON {\"name\": …, \"password\": …})",
         );
-        return login_failed(json_client, e, "bad", &next);
+        return login_failed(json_client, e, "bad", &next, &state.base_path);
     };
     let Some(session) = auth.login(&form.name, &form.password).await else {
         if let Some(ip) = ip {
@@ -119,13 +112,18 @@ pub async fn login(
         }
         tracing::info!(user = %form.name.escape_default(), ip = ?ip, "failed login");
         let e = Error::new(ErrorKind::Unauthorized, "wrong user name or password");
-        return login_failed(json_client, e, "wrong", &next);
+        return login_failed(json_client, e, "wrong", &next, &state.base_path);
     };
     if let Some(ip) = ip {
         auth.succeeded(ip);
     }
     tracing::info!(user = %session.principal.name, ip = ?ip, "logged in");
-    let cookie = session_cookie(&session.cookie, session.lifetime, state.tls);
+    let cookie = session_cookie(
+        &session.cookie,
+        session.lifetime,
+        state.tls,
+        &state.base_path,
+    );
     let mut response = if json_client {
         Json(json!({
             "user": session.principal.name,
@@ -144,10 +142,10 @@ pub async fn login(
 
 /// The `Set-Cookie` value of a session: unreadable to scripts, never sent by other sites' requests,
 /// HTTPS-only under TLS.
-fn session_cookie(value: &str, lifetime: Duration, tls: bool) -> String {
+fn session_cookie(value: &str, lifetime: Duration, tls: bool, base: &str) -> String {
     let secure = if tls { "; Secure" } else { "" };
     format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{SESSION_COOKIE}={value}; Path={base}/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         lifetime.as_secs()
     )
 }
@@ -179,7 +177,10 @@ pub async fn logout(
         state.auth.logout(hash).await;
         tracing::info!(user = %principal.name, "logged out");
     }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let clear = format!(
+        "{SESSION_COOKIE}=; Path={}/; HttpOnly; SameSite=Strict; Max-Age=0",
+        state.base_path
+    );
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response()
 }
 

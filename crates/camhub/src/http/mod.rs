@@ -42,6 +42,8 @@ pub struct AppState {
     pub tls: bool,
     /// Applies the config file again (`POST /api/config/reload`, SIGHUP).
     pub reloader: Arc<crate::reload::Reloader>,
+    /// `[server] base_path`: the prefix every URL is served under (`""` for the root).
+    pub base_path: Arc<str>,
 }
 
 /// One route: method, path, who may use it, and its handler. Every route camhub serves is in
@@ -174,9 +176,25 @@ pub fn app(state: AppState) -> Router {
         state: state.clone(),
         rules: Rules(Arc::new(rules)),
     };
-    router
+    let base = state.base_path.clone();
+    let router = router
         .route_layer(from_fn_with_state(guard, access::authorize))
-        .fallback(api::not_found)
+        .fallback(api::not_found);
+    // Under a prefix, `{base}` and `{base}/` are the grid; everything else outside it is a 404
+    // (but /healthz).
+    let router = if base.is_empty() {
+        router
+    } else {
+        let slash = format!("{base}/");
+        // /healthz stays at the root too: a service manager or container probe asks camhub
+        // directly, not through the proxy.
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(&slash, get(web::redirect_to_base))
+            .nest(&base, router)
+            .fallback(api::not_found)
+    };
+    router
         .layer(from_fn(access::security_headers))
         .with_state(state)
 }

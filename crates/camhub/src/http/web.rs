@@ -46,7 +46,15 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn html(body: &'static str) -> Response {
+/// A page of the UI. Its links are relative to `<base href="/">`, which becomes
+/// `<base href="{base_path}/">` when camhub is served under a prefix.
+pub fn html(state: &AppState, body: &'static str) -> Response {
+    let body = if state.base_path.is_empty() {
+        std::borrow::Cow::Borrowed(body)
+    } else {
+        let base = format!("<base href=\"{}/\">", state.base_path);
+        std::borrow::Cow::Owned(body.replacen("<base href=\"/\">", &base, 1))
+    };
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -57,9 +65,19 @@ fn html(body: &'static str) -> Response {
         .into_response()
 }
 
+/// `{base_path}/` under a prefix: the grid lives at `{base_path}` (axum's nesting), so send the
+/// browser there; `<base href>` keeps its relative links right either way.
+pub async fn redirect_to_base(State(state): State<AppState>) -> Response {
+    (
+        axum::http::StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, state.base_path.to_string())],
+    )
+        .into_response()
+}
+
 /// `/`: the grid of all cameras.
-pub async fn index() -> Response {
-    html(INDEX)
+pub async fn index(State(state): State<AppState>) -> Response {
+    html(&state, INDEX)
 }
 
 /// `/cameras/{id}`: one camera.
@@ -76,12 +94,12 @@ pub async fn camera_page(
         ));
     }
     state.hub.camera(&id)?;
-    Ok(html(CAMERA))
+    Ok(html(&state, CAMERA))
 }
 
 /// `/settings`: API tokens (the page asks the API, which answers admins only).
-pub async fn settings_page() -> Response {
-    html(SETTINGS)
+pub async fn settings_page(State(state): State<AppState>) -> Response {
+    html(&state, SETTINGS)
 }
 
 /// `/{file}` for the UI's scripts and stylesheet.
