@@ -467,20 +467,28 @@ impl Camera {
                 Err(e) => e,
             };
             Metrics::add(&self.metrics.reconnects, 1);
+            let kind = FailureKind::classify(&error);
+            // Some library errors run to many lines (retina's framing errors carry a hex dump of
+            // the bytes): the status and the log get the first line; the whole error is at debug.
+            debug!("connection failed: {error}");
+            let shown = summarize(&error);
             self.status.send_modify(|s| {
                 s.reconnects += 1;
-                s.last_error = Some(error.clone());
-                s.error_kind = Some(FailureKind::classify(&error));
+                s.last_error = Some(shown.clone());
+                s.error_kind = Some(kind);
                 s.fps = None;
             });
             let delay = backoff.next_delay(rand::random::<f64>());
+            // The same failure logs once: compared without digits, which carry times, offsets and
+            // ports that change at every attempt.
+            let same: String = shown.chars().filter(|c| !c.is_ascii_digit()).collect();
             self.set_state(
                 State::Retrying,
                 Some(format!(
-                    "{error}; retrying in {:.0}s",
+                    "{shown}; retrying in {:.0}s",
                     delay.as_secs_f64().max(1.0)
                 )),
-                Some(&error),
+                Some(&same),
             );
             // Sleep in slices so a camera nobody wants any more goes idle promptly.
             let until = tokio::time::Instant::now() + delay;
@@ -782,6 +790,15 @@ impl ViewerBytes {
     }
 }
 
+/// An error as the status and the log show it: its first line, at most 300 characters.
+fn summarize(error: &str) -> String {
+    let line = error.lines().next().unwrap_or("").trim_end();
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
 /// A consumer's subscription to one JPEG variant of one camera. Dropping it removes the viewer.
 pub struct Subscription {
     camera: Arc<Camera>,
@@ -943,6 +960,17 @@ mod lifecycle {
             cam.packets.params().is_none(),
             "the cached GOP outlived the connection"
         );
+    }
+
+    #[test]
+    fn long_errors_are_summarised_to_their_first_line() {
+        assert_eq!(summarize("refused"), "refused");
+        assert_eq!(
+            summarize("framing error at 12:00:01\n00 01 02 03\n04 05"),
+            "framing error at 12:00:01"
+        );
+        let long = "x".repeat(400);
+        assert_eq!(summarize(&long).chars().count(), 301);
     }
 
     #[tokio::test(start_paused = true)]
