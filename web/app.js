@@ -58,7 +58,7 @@
   }
 
   function cameraHref(id) {
-    return '/cameras/' + encodeURIComponent(id);
+    return 'cameras/' + encodeURIComponent(id);
   }
 
   // ---------------------------------------------------------------- tiles
@@ -326,7 +326,10 @@
   // ---------------------------------------------------------------- WebSocket
 
   function wsUrl() {
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/ws';
+    // Relative to the page's <base href> (camhub may be served under a prefix), as ws: or wss:.
+    const url = new URL('api/ws', document.baseURI);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    return url.href;
   }
 
   function setLinkState(text, cls) {
@@ -516,7 +519,7 @@
   let listFailures = 0;
   async function refreshCameras() {
     try {
-      const resp = await fetch('/api/cameras', { cache: 'no-store' });
+      const resp = await fetch('api/cameras', { cache: 'no-store' });
       if (!resp.ok) {
         let detail = resp.status + ' ' + resp.statusText;
         try {

@@ -5,8 +5,22 @@
 (function () {
   'use strict';
   const params = new URLSearchParams(location.search);
-  const next = params.get('next') || '/';
-  const safe = next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/';
+  // `next` is a path relative to the page's <base href> (`cameras/door`, from the UI's scripts) or an
+  // absolute one (`/cameras/door`, from the server's redirect); either way it becomes an absolute
+  // path on this site, which is what POST /api/login takes. Anything else goes to the grid.
+  function target(next) {
+    const home = new URL('./', document.baseURI).pathname;
+    if (!next || next.includes('\\')) return home;
+    let url;
+    try {
+      url = new URL(next, document.baseURI);
+    } catch (e) {
+      return home;
+    }
+    if (url.origin !== location.origin || url.pathname === location.pathname) return home;
+    return url.pathname + url.search;
+  }
+  const safe = target(params.get('next'));
   document.getElementById('next').value = safe;
   const reasons = {
     wrong: 'Wrong user name or password.',
@@ -19,7 +33,7 @@
     el.textContent = reasons[error] || 'Login failed.';
     el.hidden = false;
   }
-  fetch('/api/session', { headers: { 'X-Camhub-UI': '1' }, cache: 'no-store' })
+  fetch('api/session', { headers: { 'X-Camhub-UI': '1' }, cache: 'no-store' })
     .then((resp) => (resp.ok ? resp.json() : null))
     .then((s) => {
       if (s && (s.user || s.auth !== 'users')) location.replace(safe);
