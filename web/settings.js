@@ -225,8 +225,9 @@
       ? 'The cameras of ' + data.file + '. A change is checked like camhub check, written to the file ' +
         '(its comments kept, the previous version beside it as .bak) and applied at once: only the ' +
         'camera that changed restarts.'
-      : 'camhub runs its built-in demo camera (started without --config). The first camera saved ' +
-        'here creates camhub.toml in data_dir, and camhub uses that file from then on.';
+      : 'camhub runs its built-in demo camera (it was started without --config). The first camera ' +
+        'saved here replaces the demo and creates camhub.toml in data_dir ([server] data_dir, ' +
+        'camhub-data by default); start camhub with --config and that file to keep using it after a restart.';
     $('config-reload').hidden = !data.file;
     await loadLive();
     renderCameras();
@@ -336,6 +337,14 @@
       else if (orig[key] === false) out[key] = false;
     };
     out.id = text('id');
+    if (!editing) {
+      for (const key of ['url', 'substream_url']) {
+        if (text(key).includes('***')) {
+          throw new Error(key + ': *** stands for a password camhub keeps hidden; a new camera needs the ' +
+            'real user name and password in its URL');
+        }
+      }
+    }
     setText('name');
     setText('url');
     setText('substream_url');

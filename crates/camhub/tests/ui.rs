@@ -1033,4 +1033,34 @@ async fn the_camera_form_shows_errors_with_lines_and_keeps_a_masked_password() {
         )
         .await;
     assert!(!seen.as_str().unwrap().contains("s3cret"));
+
+    // A new camera cannot borrow a hidden password: a URL copied with its *** is refused.
+    let before = config_text(&hub);
+    browser
+        .eval("document.getElementById('camera-add').click(); true")
+        .await;
+    fill(
+        &mut browser,
+        &[
+            ("cf-id", json!("copy")),
+            (
+                "cf-url",
+                json!("rtsp://***:***@127.0.0.1:9/Streaming/Channels/101"),
+            ),
+        ],
+    )
+    .await;
+    browser
+        .eval("document.getElementById('camera-form').requestSubmit(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "!document.getElementById('cf-problem').hidden && \
+         document.getElementById('cf-problem-text').textContent.includes('***')",
+        Duration::from_secs(10),
+        "a masked URL for a new camera is refused",
+    )
+    .await;
+    assert_eq!(config_text(&hub), before);
 }
