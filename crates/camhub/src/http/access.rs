@@ -407,7 +407,7 @@ async fn camera_id(parts: &mut Parts) -> Option<String> {
 /// pictures also from `blob:` (the grid draws WebSocket frames through blobs).
 const CSP: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
-     media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// Headers on every response: no MIME sniffing, no referrer to other sites (a `?token=` URL must
