@@ -9,7 +9,7 @@
   const STATUS_MS = 2000;
 
   const id = cameraIdFromLocation();
-  const api = '/api/cameras/' + encodeURIComponent(id);
+  const api = 'api/cameras/' + encodeURIComponent(id);
 
   const $ = function (sel) { return document.getElementById(sel); };
   const streamImg = $('stream');
@@ -285,7 +285,7 @@
 
   async function refreshStatus() {
     try {
-      const resp = await fetch('/api/cameras', { cache: 'no-store' });
+      const resp = await fetch('api/cameras', { cache: 'no-store' });
       if (!resp.ok) throw new Error(await errorOf(resp));
       const list = await resp.json();
       const c = Array.isArray(list) ? list.find(function (x) { return x && x.id === id; }) : null;

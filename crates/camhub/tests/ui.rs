@@ -1064,3 +1064,200 @@ async fn the_camera_form_shows_errors_with_lines_and_keeps_a_masked_password() {
     .await;
     assert_eq!(config_text(&hub), before);
 }
+
+/// Every URL of the UI is relative to the pages' `<base href="/">` (which camhub rewrites when it
+/// is served under a prefix): no root-relative `href`, `src` or `action`, and the scripts ask no
+/// root-relative API path.
+#[test]
+fn the_ui_names_no_root_relative_url() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&web).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.ends_with(".html") {
+            let head = text.split("</head>").next().unwrap();
+            if !head.contains("<base href=\"/\">") {
+                problems.push(format!("{name}: no <base href=\"/\"> in <head>"));
+            }
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let bad = ["href=\"/", "src=\"/", "action=\"/"]
+                .iter()
+                .any(|p| line.contains(p) && !line.contains("<base href=\"/\">"))
+                || (name.ends_with(".js")
+                    && ["'/api", "'/cameras", "'/login", "'/settings", "\"/api"]
+                        .iter()
+                        .any(|p| code.contains(p)));
+            if bad {
+                problems.push(format!("{name}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Under `[server] base_path` (behind a reverse proxy): the grid plays over its WebSocket, a tile
+/// opens the camera page, which streams, and its back link returns to the grid; the settings page
+/// adds a camera.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ui_works_under_a_path_prefix() {
+    let config = format!("[server]\nbase_path = \"/camhub\"\n\n{}", demo_cameras(2));
+    let hub = start(&config).await;
+    let mut browser = Chromium::start().await;
+    browser.open(&hub.url("/camhub/")).await;
+    let grid = "(() => { const t = window.camhub && window.camhub.tiles && window.camhub.tiles(); \
+                return location.pathname.startsWith('/camhub') && !!t && !!t.cam1 && t.cam1.loaded && \
+                !!t.cam2 && t.cam2.loaded; })()";
+    expect_page(
+        &mut browser,
+        &hub,
+        grid,
+        Duration::from_secs(45),
+        "the grid plays",
+    )
+    .await;
+    browser
+        .eval("document.querySelector('[data-camera=\"cam1\"] .tile-name').click(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/cameras/cam1' && \
+         document.getElementById('stream').naturalWidth === 320 && \
+         document.getElementById('stream').src.startsWith(location.origin + '/camhub/api/cameras/cam1/')",
+        Duration::from_secs(30),
+        "the camera page streams",
+    )
+    .await;
+    browser
+        .eval("document.querySelector('.back').click(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        grid,
+        Duration::from_secs(45),
+        "back on the grid",
+    )
+    .await;
+    browser
+        .eval("document.querySelector('.session-settings').click(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/settings' && \
+         !!document.querySelector('#camera-list tr[data-camera=\"cam2\"]')",
+        Duration::from_secs(20),
+        "the settings page",
+    )
+    .await;
+    browser
+        .eval("document.getElementById('camera-add').click(); true")
+        .await;
+    fill(
+        &mut browser,
+        &[
+            ("cf-id", json!("garage")),
+            ("cf-url", json!("demo:?width=320&height=180&fps=5")),
+        ],
+    )
+    .await;
+    browser
+        .eval("document.getElementById('camera-form').requestSubmit(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "!!document.querySelector('#camera-list tr[data-camera=\"garage\"]')",
+        Duration::from_secs(20),
+        "the camera is added",
+    )
+    .await;
+    assert!(config_text(&hub).contains("id = \"garage\""));
+}
+
+/// Under `[server] base_path` with login: a camera page sends the browser to the prefix's login
+/// page and back after logging in; logging out of the settings page and in again returns there.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_returns_to_the_page_under_a_path_prefix() {
+    let hash = camhub::auth::hash_password("admin pw").unwrap();
+    let config = format!(
+        "[server]\nbase_path = \"/camhub\"\n\n{}[[user]]\nname = \"boss\"\npassword_hash = \"{hash}\"\nrole = \"admin\"\n",
+        demo_cameras(2)
+    );
+    let hub = start(&config).await;
+    let mut browser = Chromium::start().await;
+    let log_in = "document.getElementById('name').value = 'boss'; \
+                  document.getElementById('password').value = 'admin pw'; \
+                  document.getElementById('login').submit(); true";
+    browser
+        .open(&hub.url("/camhub/cameras/cam2?width=320"))
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/login' && \
+         document.getElementById('next').value === '/camhub/cameras/cam2?width=320'",
+        Duration::from_secs(15),
+        "sent to the login page",
+    )
+    .await;
+    browser.eval(log_in).await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/cameras/cam2' && \
+         document.getElementById('stream').naturalWidth === 320",
+        Duration::from_secs(30),
+        "back on the camera page",
+    )
+    .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "!!document.querySelector('.session-settings')",
+        Duration::from_secs(15),
+        "the settings link",
+    )
+    .await;
+    browser
+        .eval("document.querySelector('.session-settings').click(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/settings' && \
+         !!document.querySelector('#camera-list tr[data-camera=\"cam1\"]') && \
+         !!document.querySelector('.session-logout')",
+        Duration::from_secs(20),
+        "the settings page",
+    )
+    .await;
+    browser
+        .eval("document.querySelector('.session-logout').click(); true")
+        .await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/login' && \
+         new URLSearchParams(location.search).get('next') === 'settings' && \
+         document.getElementById('next').value === '/camhub/settings'",
+        Duration::from_secs(15),
+        "logged out to the login page",
+    )
+    .await;
+    browser.eval(log_in).await;
+    expect_page(
+        &mut browser,
+        &hub,
+        "location.pathname === '/camhub/settings' && \
+         !!document.querySelector('#camera-list tr[data-camera=\"cam1\"]')",
+        Duration::from_secs(20),
+        "back on the settings page",
+    )
+    .await;
+}
