@@ -227,7 +227,7 @@
         'camera that changed restarts.'
       : 'camhub runs its built-in demo camera (it was started without --config). The first camera ' +
         'saved here replaces the demo and creates camhub.toml in data_dir ([server] data_dir, ' +
-        'camhub-data by default); start camhub with --config and that file to keep using it after a restart.';
+        'camhub-data by default), which camhub reads again when it restarts in the same directory.';
     $('config-reload').hidden = !data.file;
     await loadLive();
     renderCameras();

@@ -258,6 +258,10 @@ fn main() -> ExitCode {
         Command::Check { path, strict } => check(&path, strict),
         Command::HashPassword => hash_password(),
         Command::Run(path) => {
+            // Without --config, the file the settings page created (in the default data_dir) is
+            // the config: cameras added in the UI must survive a restart.
+            let created = Config::demo().server.data_dir.join("camhub.toml");
+            let path = path.or_else(|| created.is_file().then_some(created));
             let config = match &path {
                 None => Config::demo(),
                 Some(p) => match load(p) {
@@ -270,6 +274,9 @@ fn main() -> ExitCode {
                 },
             };
             init_logging(&config, format);
+            if let Some(p) = &path {
+                info!("config {}", p.display());
+            }
             for w in &config.warnings {
                 warn!("config: {w}");
             }

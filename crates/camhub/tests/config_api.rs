@@ -197,6 +197,7 @@ async fn test_connection_reports_the_picture_or_the_failure() {
         "{r}"
     );
     assert_eq!(r["codec"], "demo");
+    assert!(r["fps"].as_f64().is_some_and(|f| f > 0.0), "{r}");
 
     // Nothing listens on port 9: refused, said as such. The stored password is used for a form
     // that shows it masked, and never comes back.
@@ -215,4 +216,52 @@ async fn test_connection_reports_the_picture_or_the_failure() {
     // The test camera is not left in the hub.
     let ids = get(&hub.url("/api/cameras")).await.json();
     assert_eq!(ids.as_array().unwrap().len(), 1, "{ids}");
+}
+
+#[tokio::test]
+async fn without_a_config_camhub_uses_the_file_the_settings_page_created() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // The demo config listens on 8080; tests must not: the created file gets our port, as a user
+    // would set listen, and the next start proves it is read.
+    let run = || {
+        Command::new(common::bin())
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    std::fs::create_dir_all(dir.path().join("camhub-data")).unwrap();
+    std::fs::write(
+        dir.path().join("camhub-data/camhub.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n[[camera]]\nid = \"made\"\nurl = \"demo:\"\n"),
+    )
+    .unwrap();
+    let mut child = run();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/config/cameras");
+    let mut listed = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(&url).send().await {
+            listed = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let listed = listed.expect("camhub started with the created config");
+    assert_eq!(listed["cameras"][0]["id"], "made", "{listed}");
+    assert!(
+        listed["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("camhub-data/camhub.toml"),
+        "{listed}"
+    );
 }

@@ -92,8 +92,10 @@ pub fn edit_camera(text: &str, change: &CameraChange) -> Result<String, EditErro
             let Some(list) = cameras(&mut doc) else {
                 return Err(EditError::BadValue("camera is not a list of tables".into()));
             };
-            // A blank line before the new table, like the examples.
-            table.decor_mut().set_prefix("\n");
+            // A blank line before the new table, like the examples (not at the top of a new file).
+            if !list.is_empty() || !text.trim().is_empty() {
+                table.decor_mut().set_prefix("\n");
+            }
             list.push(table);
         }
         CameraChange::Update(id, fields) => {
@@ -119,8 +121,9 @@ pub fn edit_camera(text: &str, change: &CameraChange) -> Result<String, EditErro
 }
 
 /// Sets the table's keys to `fields`: changed values are written, unchanged ones are left (with
-/// their comments), keys not in `fields` are removed. Known keys only, in the form's order for new
-/// ones.
+/// their comments), keys not in `fields` are removed. Known keys only, new ones in the order of
+/// the config reference. A URL still masked (`***` as its user info or a `key=***` value, after
+/// [`restore_secrets`] had its chance) is refused: it would be written as it is.
 fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), EditError> {
     for key in fields.keys() {
         if !CAMERA_KEYS.contains(&key.as_str()) {
@@ -138,7 +141,18 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
     for key in stale {
         table.remove(&key);
     }
-    for (key, value) in fields {
+    // New keys in the config's own order (id, name, url first), whatever order the form used.
+    let mut ordered: Vec<(&String, &Value)> = fields.iter().collect();
+    ordered.sort_by_key(|(k, _)| CAMERA_KEYS.iter().position(|c| c == k));
+    for (key, value) in ordered {
+        if matches!(key.as_str(), "url" | "substream_url")
+            && value.as_str().is_some_and(holds_mask)
+        {
+            return Err(EditError::BadValue(format!(
+                "{key} still shows *** where a user name or password goes, and there is no stored \
+                 one to keep: type them in (percent-encoded)"
+            )));
+        }
         let new = to_value(key, value)?;
         let same = table
             .get(key)
@@ -230,6 +244,11 @@ pub fn restore_secrets(new: &str, stored: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a URL still shows the API's mask where a secret goes.
+fn holds_mask(url: &str) -> bool {
+    userinfo(url).is_some_and(|(_, u)| u.contains("***")) || url.contains("=***")
 }
 
 /// The byte offset and text of a URL's `user:password` part (without the `@`), if it has one.
@@ -336,12 +355,18 @@ url = "http://192.168.1.50:81/stream"
             edit_camera(FILE, &CameraChange::Remove("nope".into())),
             Err(EditError::NoCamera("nope".into()))
         );
-        // A file with no cameras gets its first.
+        // A file with no cameras gets its first, id first whatever the form's order.
         let out = edit_camera(
             "",
-            &CameraChange::Add(fields(json!({"id": "demo", "url": "demo:"}))),
+            &CameraChange::Add(fields(
+                json!({"url": "demo:", "enabled": false, "id": "demo", "always_on": true}),
+            )),
         )
         .unwrap();
+        assert!(
+            out.starts_with("[[camera]]\nid = \"demo\"\nurl = \"demo:\"\nalways_on = true\nenabled = false\n"),
+            "{out}"
+        );
         assert_eq!(crate::parse(&out, "t.toml").unwrap().cameras[0].id, "demo");
     }
 
@@ -371,7 +396,17 @@ url = "http://192.168.1.50:81/stream"
             restore_secrets("rtsp://bob:new@10.0.0.2/x", stored),
             "rtsp://bob:new@10.0.0.2/x"
         );
-        // A masked URL for a camera without secrets stays as it is (and fails the check later).
+        // A masked URL for a camera without secrets stays as it is, and is refused when written.
+        let e = edit_camera(
+            FILE,
+            &CameraChange::Add(fields(json!({"id": "copy", "url": "rtsp://***:***@h/x"}))),
+        );
+        assert!(matches!(e, Err(EditError::BadValue(ref m)) if m.contains("***")), "{e:?}");
+        let e = edit_camera(
+            FILE,
+            &CameraChange::Add(fields(json!({"id": "xm", "url": "rtsp://h/x?user=a&password=***"}))),
+        );
+        assert!(matches!(e, Err(EditError::BadValue(_))), "{e:?}");
         assert_eq!(
             restore_secrets("rtsp://***:***@h/x", "rtsp://h/x"),
             "rtsp://***:***@h/x"

@@ -145,9 +145,20 @@ pub async fn login(
 fn session_cookie(value: &str, lifetime: Duration, tls: bool, base: &str) -> String {
     let secure = if tls { "; Secure" } else { "" };
     format!(
-        "{SESSION_COOKIE}={value}; Path={base}/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        cookie_path(base),
         lifetime.as_secs()
     )
+}
+
+/// The cookie's `Path`: the prefix itself, without a trailing `/` — `{base}` is the grid's own
+/// address, and a `Path={base}/` cookie would not be sent to it.
+fn cookie_path(base: &str) -> &str {
+    if base.is_empty() {
+        "/"
+    } else {
+        base
+    }
 }
 
 /// `application/x-www-form-urlencoded` into a [`LoginForm`].
@@ -178,8 +189,8 @@ pub async fn logout(
         tracing::info!(user = %principal.name, "logged out");
     }
     let clear = format!(
-        "{SESSION_COOKIE}=; Path={}/; HttpOnly; SameSite=Strict; Max-Age=0",
-        state.base_path
+        "{SESSION_COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
+        cookie_path(&state.base_path)
     );
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response()
 }

@@ -22,9 +22,16 @@ use crate::reload::ReloadError;
 
 /// How long "test connection" waits for a picture.
 const TEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long it then waits for the frame rate to be known.
+const FPS_WAIT: Duration = Duration::from_secs(3);
 
 /// The JSON answer for a failed reload or edit.
 pub fn reload_error(e: ReloadError) -> Response {
+    // Refused edits are the user's to fix (the answer says how); a file camhub cannot read or
+    // write is the operator's, and goes to the log too.
+    if let ReloadError::Io(_) = &e {
+        tracing::error!("config edit failed: {e}");
+    }
     let status = match &e {
         ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
         ReloadError::Edit(EditError::NoCamera(_)) => StatusCode::NOT_FOUND,
@@ -224,6 +231,17 @@ pub async fn test(State(state): State<AppState>, body: Bytes) -> Response {
                 }
             })
             .await;
+            // The frame rate is measured over a few frames: give it a moment once pictures come.
+            if found.is_ok() && cam.status.borrow().state == CamState::Streaming {
+                let _ = tokio::time::timeout(FPS_WAIT, async {
+                    while status.borrow_and_update().fps.is_none() {
+                        if status.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+            }
             drop(sub);
             found.is_ok()
         }
