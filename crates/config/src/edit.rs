@@ -145,8 +145,7 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
     let mut ordered: Vec<(&String, &Value)> = fields.iter().collect();
     ordered.sort_by_key(|(k, _)| CAMERA_KEYS.iter().position(|c| c == k));
     for (key, value) in ordered {
-        if matches!(key.as_str(), "url" | "substream_url")
-            && value.as_str().is_some_and(holds_mask)
+        if matches!(key.as_str(), "url" | "substream_url") && value.as_str().is_some_and(holds_mask)
         {
             return Err(EditError::BadValue(format!(
                 "{key} still shows *** where a user name or password goes, and there is no stored \
@@ -364,7 +363,9 @@ url = "http://192.168.1.50:81/stream"
         )
         .unwrap();
         assert!(
-            out.starts_with("[[camera]]\nid = \"demo\"\nurl = \"demo:\"\nalways_on = true\nenabled = false\n"),
+            out.starts_with(
+                "[[camera]]\nid = \"demo\"\nurl = \"demo:\"\nalways_on = true\nenabled = false\n"
+            ),
             "{out}"
         );
         assert_eq!(crate::parse(&out, "t.toml").unwrap().cameras[0].id, "demo");
@@ -401,10 +402,15 @@ url = "http://192.168.1.50:81/stream"
             FILE,
             &CameraChange::Add(fields(json!({"id": "copy", "url": "rtsp://***:***@h/x"}))),
         );
-        assert!(matches!(e, Err(EditError::BadValue(ref m)) if m.contains("***")), "{e:?}");
+        assert!(
+            matches!(e, Err(EditError::BadValue(ref m)) if m.contains("***")),
+            "{e:?}"
+        );
         let e = edit_camera(
             FILE,
-            &CameraChange::Add(fields(json!({"id": "xm", "url": "rtsp://h/x?user=a&password=***"}))),
+            &CameraChange::Add(fields(
+                json!({"id": "xm", "url": "rtsp://h/x?user=a&password=***"}),
+            )),
         );
         assert!(matches!(e, Err(EditError::BadValue(_))), "{e:?}");
         assert_eq!(
