@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -38,6 +38,44 @@ fn argon2() -> Argon2<'static> {
     // The parameters are constants within argon2's limits.
     let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Verifies `password` against a PHC string (any argon2 variant and parameters it names), hashing
+/// in `memory` (resized to the parameters' block count, then kept by the caller). Compares in
+/// constant time.
+fn verify_in(password: &[u8], phc: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() != blocks {
+        memory.clear();
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
+        .is_ok()
+        && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// Hashes a password for a `[[user]]`'s `password_hash` (what `camhub hash-password` prints).
@@ -205,6 +243,8 @@ pub struct Auth {
     /// argon2 takes 19 MiB and tens of milliseconds: at most two at a time (2 cores), so a flood of
     /// logins queues instead of eating memory.
     hashing: Semaphore,
+    /// argon2's working memory, one buffer per `hashing` permit, kept between verifications.
+    argon2_memory: Mutex<Vec<Vec<argon2::Block>>>,
     /// A real hash to verify unknown user names against, so a wrong name costs as much as a wrong
     /// password (no user enumeration by timing).
     dummy_hash: String,
@@ -298,6 +338,7 @@ impl Auth {
             cache_key,
             failures: Mutex::default(),
             hashing: Semaphore::new(2),
+            argon2_memory: Mutex::default(),
             dummy_hash,
             policy: RwLock::new(Arc::new(policy)),
         };
@@ -408,18 +449,18 @@ impl Auth {
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
         };
+        // One of the pool's buffers (as many as permits): argon2's 19 MiB are reused, never
+        // freed and allocated again, which left one freed buffer per malloc arena in RSS
+        // (~470 MB after parallel logins, wrong passwords included).
+        let mut memory = lock(&self.argon2_memory).pop().unwrap_or_default();
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    argon2()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
+        let (ok, memory) = tokio::task::spawn_blocking(move || {
+            let ok = verify_in(password.as_bytes(), &hash, &mut memory);
+            (ok, memory)
         })
         .await
-        .unwrap_or(false);
+        .unwrap_or((false, Vec::new()));
+        lock(&self.argon2_memory).push(memory);
         ok && known
     }
 
@@ -715,6 +756,7 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier;
 
     #[test]
     fn hashes_verify_and_use_owasp_parameters() {
@@ -726,6 +768,22 @@ mod tests {
         let parsed = PasswordHash::new(&hash).unwrap();
         assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
         assert!(argon2().verify_password(b"wrong", &parsed).is_err());
+        // The pooled verification agrees, and keeps its buffer at the hash's size (19 MiB).
+        let mut memory = Vec::new();
+        assert!(verify_in(b"correct horse", &hash, &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(!verify_in(b"wrong", &hash, &mut memory));
+        assert!(!verify_in(b"correct horse", "$argon2id$v=19$garbage", &mut memory));
+        // Hashes made elsewhere with other parameters (argon2i, m=4096) verify too.
+        let other = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(4096, 3, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let phc = other.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(verify_in(b"pw", &phc, &mut memory));
+        assert_eq!(memory.len(), 4096);
         // A new salt every time.
         assert_ne!(hash, hash_password("correct horse").unwrap());
     }

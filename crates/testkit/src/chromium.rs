@@ -142,27 +142,38 @@ impl Chromium {
     /// # Panics
     /// When the expression throws (the message has the exception).
     pub async fn eval(&mut self, js: &str) -> Value {
+        match self.try_eval(js).await {
+            Ok(v) => v,
+            Err(error) => panic!("DevTools Runtime.evaluate failed: {error}"),
+        }
+    }
+
+    /// [`eval`](Self::eval), but a DevTools error (the page navigated while evaluating) is returned,
+    /// not a panic. A JavaScript exception still panics.
+    pub async fn try_eval(&mut self, js: &str) -> Result<Value, Value> {
         let result = self
-            .call(
+            .try_call(
                 "Runtime.evaluate",
                 json!({ "expression": js, "returnByValue": true, "awaitPromise": true }),
             )
-            .await;
+            .await?;
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("JavaScript `{js}` threw: {exception}");
         }
-        result
+        Ok(result
             .get("result")
             .and_then(|r| r.get("value"))
             .cloned()
-            .unwrap_or(Value::Null)
+            .unwrap_or(Value::Null))
     }
 
-    /// Evaluates `js` every 100 ms until it returns `true`; false after `timeout`.
+    /// Evaluates `js` every 100 ms until it returns `true`; false after `timeout`. The page may
+    /// navigate meanwhile (a login form posting, a redirect): an evaluation cut short by that
+    /// counts as "not yet".
     pub async fn wait_until(&mut self, js: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.eval(js).await == Value::Bool(true) {
+            if self.try_eval(js).await == Ok(Value::Bool(true)) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -215,6 +226,17 @@ impl Chromium {
     /// # Panics
     /// On a protocol error or no answer within 30 s.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(error) => panic!("DevTools {method} failed: {error}"),
+        }
+    }
+
+    /// [`call`](Self::call), with the protocol's error (e.g. the page navigated) returned.
+    ///
+    /// # Panics
+    /// When the connection fails or no answer comes within 30 s.
+    pub async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -242,9 +264,9 @@ impl Chromium {
                 continue; // an event
             }
             if let Some(error) = reply.get("error") {
-                panic!("DevTools {method} failed: {error}");
+                return Err(error.clone());
             }
-            return reply.get("result").cloned().unwrap_or(Value::Null);
+            return Ok(reply.get("result").cloned().unwrap_or(Value::Null));
         }
     }
 }
