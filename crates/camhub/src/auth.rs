@@ -773,7 +773,11 @@ mod tests {
         assert!(verify_in(b"correct horse", &hash, &mut memory));
         assert_eq!(memory.len(), 19 * 1024);
         assert!(!verify_in(b"wrong", &hash, &mut memory));
-        assert!(!verify_in(b"correct horse", "$argon2id$v=19$garbage", &mut memory));
+        assert!(!verify_in(
+            b"correct horse",
+            "$argon2id$v=19$garbage",
+            &mut memory
+        ));
         // Hashes made elsewhere with other parameters (argon2i, m=4096) verify too.
         let other = Argon2::new(
             Algorithm::Argon2i,
