@@ -301,7 +301,8 @@ fn check(path: &Path, strict: bool) -> ExitCode {
                 config.cameras.len()
             );
             for cam in &config.cameras {
-                println!("  {:<20} {}", cam.id, cam.source.redacted);
+                let off = if cam.enabled { "" } else { "  (disabled)" };
+                println!("  {:<20} {}{off}", cam.id, cam.source.redacted);
                 if let Some(sub) = &cam.substream {
                     println!("  {:<20} {}", format!("{}/sub", cam.id), sub.redacted);
                 }

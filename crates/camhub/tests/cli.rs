@@ -159,6 +159,19 @@ fn check_warns_about_newcomer_mistakes_and_strict_fails_on_them() {
         stderr(&out)
     );
 
+    // A disabled camera is listed as such.
+    std::fs::write(&file, format!("{MISTAKES}enabled = false\n")).unwrap();
+    let out = camhub(&["check", path]);
+    let listed = stdout(&out);
+    let usb = listed
+        .lines()
+        .find(|l| l.trim_start().starts_with("usb "))
+        .unwrap();
+    assert!(usb.ends_with("(disabled)"), "{listed}");
+    assert!(!listed
+        .lines()
+        .any(|l| l.trim_start().starts_with("door ") && l.contains("disabled")));
+
     // The fixed file passes even --strict: v4l2 is a format this FFmpeg has.
     let fixed = MISTAKES
         .replace("192.168.1.50/stream", "192.168.1.50:81/stream")
