@@ -208,19 +208,6 @@ def raw_get(port, path, headers=()):
 # part 1: per frame (MJPEG fan-out, auth off vs ?token=)
 
 
-def spawn_clients(port, path, n, t0, t1, t_stop, per_proc=50):
-    """mjpeg_fanout's light viewers (its client_main), run as children of this script."""
-    procs = []
-    left = n
-    while left > 0:
-        k = min(per_proc, left)
-        left -= k
-        cmd = [sys.executable, os.path.abspath(__file__), "--client", "--port", str(port), "--path", path,
-               "--n", str(k), "--t0", repr(t0), "--t1", repr(t1), "--t-stop", repr(t_stop)]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
-    return procs
-
-
 def fanout_phase(args, mode, n, workdir, users):
     """One fresh camhub, n viewers, one measured window."""
     wd = os.path.join(workdir, mode)
@@ -239,7 +226,7 @@ def fanout_phase(args, mode, n, workdir, users):
         res["rss_setup_mb"] = mf.proc_status(proc.pid)["VmRSS"] / 1024
         t0 = time.monotonic() + args.warmup
         t1 = t0 + args.duration
-        clients = spawn_clients(port, path, n, t0, t1, t1 + 1)
+        clients = mf.spawn_clients(port, path, n, t0, t1, t1 + 1)
         mf.sleep_until(t0)
         m0 = metrics(port, admin)
         probe = mf.Probe([proc.pid] + [c.pid for c in clients])
@@ -762,17 +749,6 @@ def wait_for_quiet(limit, max_wait):
 
 
 def main():
-    if "--client" in sys.argv:
-        ap = argparse.ArgumentParser()
-        ap.add_argument("--client", action="store_true")
-        ap.add_argument("--port", type=int)
-        ap.add_argument("--path")
-        ap.add_argument("--n", type=int)
-        ap.add_argument("--t0", type=float)
-        ap.add_argument("--t1", type=float)
-        ap.add_argument("--t-stop", type=float, dest="t_stop")
-        mf.client_main(ap.parse_args())
-        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "camhub"))
     ap.add_argument("--commit", help="the binary was built from a clean export of this commit (shown instead of HEAD)")

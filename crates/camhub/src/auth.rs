@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -32,6 +32,12 @@ const FAILURES_MAX: usize = 65_536;
 const MAX_DELAY: Duration = Duration::from_secs(5);
 /// How often a token's `last_used` is written (it is shown to admins, not used for access).
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A real argon2id hash (with the parameters `camhub hash-password` uses) to verify unknown user
+/// names against, so a wrong name costs as much as a wrong password (no user enumeration by
+/// timing). Its password does not matter: an unknown name never logs in. A constant, so starting
+/// camhub (login on or off) costs no hash and no 19 MiB allocation.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$KdtaI+J1KieNUzUDQqbhMQ$X6fxDPDm3lDdZpP4heFPEmMAIxBM+Ui86Tsr85rQhZA";
 
 /// argon2id with OWASP's minimum parameters: 19 MiB, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
@@ -245,9 +251,6 @@ pub struct Auth {
     hashing: Semaphore,
     /// argon2's working memory, one buffer per `hashing` permit, kept between verifications.
     argon2_memory: Mutex<Vec<Vec<argon2::Block>>>,
-    /// A real hash to verify unknown user names against, so a wrong name costs as much as a wrong
-    /// password (no user enumeration by timing).
-    dummy_hash: String,
     /// Users and settings: replaced whole when the config is reloaded.
     policy: RwLock<Arc<Policy>>,
 }
@@ -298,9 +301,7 @@ impl Policy {
 
 /// Unix time in milliseconds.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(crate::hub::unix_ms()).unwrap_or(i64::MAX)
 }
 
 /// 32 random bytes, base64url.
@@ -327,7 +328,6 @@ impl Auth {
         let policy = Policy::of(config);
         let mut cache_key = [0u8; 32];
         rand::rng().fill_bytes(&mut cache_key);
-        let dummy_hash = hash_password(&random_secret())?;
         let auth = Auth {
             enforced,
             explicitly_open: config.server.auth == camhub_config::AuthMode::None,
@@ -339,7 +339,6 @@ impl Auth {
             failures: Mutex::default(),
             hashing: Semaphore::new(2),
             argon2_memory: Mutex::default(),
-            dummy_hash,
             policy: RwLock::new(Arc::new(policy)),
         };
         if enforced {
@@ -444,7 +443,7 @@ impl Auth {
         let hash = policy
             .users
             .get(name)
-            .map_or_else(|| self.dummy_hash.clone(), |u| u.hash.clone());
+            .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.hash.clone());
         let known = policy.users.contains_key(name);
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
@@ -466,12 +465,13 @@ impl Auth {
 
     /// HTTP Basic: a user and password, verified or found in the short cache.
     pub async fn basic(&self, name: &str, password: &str) -> Option<Principal> {
-        let mut key_material = Vec::with_capacity(64 + name.len() + password.len());
-        key_material.extend_from_slice(&self.cache_key);
-        key_material.extend_from_slice(name.as_bytes());
-        key_material.push(0);
-        key_material.extend_from_slice(password.as_bytes());
-        let key = sha256(&key_material);
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(self.cache_key)
+            .chain_update(name.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
         let now = Instant::now();
         let cached = lock(&self.basic_cache)
             .get(&key)
@@ -585,7 +585,12 @@ impl Auth {
                 Err(e) => warn!("cannot store the session: {e}"),
             }
         }
-        write(&self.sessions).insert(hash, record);
+        {
+            // Sessions nobody logged out of would stay in memory until a restart.
+            let mut sessions = write(&self.sessions);
+            sessions.retain(|_, s| s.expires_ms > now);
+            sessions.insert(hash, record);
+        }
         let principal = self.principal_of_user(
             name,
             Via::Session {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use camhub::http::{app, serve, AppState};
 use camhub::hub::Hub;
-use camhub_config::{Config, ConfigErrors};
+use camhub::reload::load;
+use camhub_config::Config;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -227,10 +228,6 @@ fn hash_password() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    camhub::reload::load(path)
 }
 
 fn main() -> ExitCode {

@@ -220,14 +220,20 @@ fn refuse(kind: ErrorKind, message: &str, ui: bool) -> Response {
     response
 }
 
-fn banned_response(left: std::time::Duration) -> Response {
-    let secs = left.as_secs().max(1);
-    let mut response = Error::new(
+/// What a banned address is told, `left` being how long the ban still lasts.
+pub fn banned_error(left: std::time::Duration) -> Error {
+    Error::new(
         ErrorKind::TooMany,
-        format!("too many failed logins from this address: try again in {secs} s"),
+        format!(
+            "too many failed logins from this address: try again in {} s",
+            left.as_secs().max(1)
+        ),
     )
-    .into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+}
+
+fn banned_response(left: std::time::Duration) -> Response {
+    let mut response = banned_error(left).into_response();
+    if let Ok(v) = HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response

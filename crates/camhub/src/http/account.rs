@@ -90,13 +90,7 @@ pub async fn login(
         &auth.policy().trusted_proxies,
     );
     if let Some(left) = ip.and_then(|ip| auth.banned(ip)) {
-        let e = Error::new(
-            ErrorKind::TooMany,
-            format!(
-                "too many failed logins from this address: try again in {} s",
-                left.as_secs().max(1)
-            ),
-        );
+        let e = super::access::banned_error(left);
         return login_failed(json_client, e, "banned", &next, &state.base_path);
     }
     let Some(form) = form else {

@@ -168,7 +168,7 @@ async fn session(
                     }
                 }
             },
-            _ = heartbeat.tick() => vec![text_msg(json!({"type": "heartbeat", "ts": now_ms()}))],
+            _ = heartbeat.tick() => vec![text_msg(json!({"type": "heartbeat", "ts": crate::hub::unix_ms()}))],
             _ = shutdown.changed() => break,
         };
         for m in outgoing {
@@ -271,10 +271,4 @@ fn status_msg(cam: &Camera, s: &Status) -> Message {
 
 fn text_msg(v: serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -632,7 +632,7 @@ impl Camera {
                     (None, None) => (self.clock_90k(received), self.clock_90k(received)),
                 };
                 self.packets
-                    .push(data, keyframe, pts, dts, received, unix_ms_now());
+                    .push(data, keyframe, pts, dts, received, super::unix_ms());
             }
             SourceEvent::Jpeg(data) => {
                 if !*started {
@@ -645,7 +645,7 @@ impl Camera {
                 }
                 let ts = self.clock_90k(received);
                 self.packets
-                    .push(data, true, ts, ts, received, unix_ms_now());
+                    .push(data, true, ts, ts, received, super::unix_ms());
             }
             SourceEvent::Pattern {
                 frame_no,
@@ -745,13 +745,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     lines.truncate(4);
     lines
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One viewer's bytes: produced for it by camhub versus accepted by the kernel on its connection.

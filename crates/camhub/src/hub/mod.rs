@@ -21,6 +21,14 @@ pub use variants::{JpegFrame, VariantKey};
 use crate::error::{Error, ErrorKind};
 use crate::source::SourceOpener;
 
+/// Milliseconds since the Unix epoch, now: the wall clock camhub stamps frames, heartbeats,
+/// sessions and tokens with.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// All cameras of one camhub process. The set is replaced whole by a config reload
 /// ([`Hub::apply`]); a lookup clones an `Arc`, so a request keeps the camera it found even if a
 /// reload replaces it meanwhile.
