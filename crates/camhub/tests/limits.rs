@@ -21,11 +21,26 @@ fn config(server: &str) -> String {
     format!("[server]\n{server}\n[[camera]]\nid = \"demo\"\nurl = \"demo:\"\n")
 }
 
-async fn viewer(hub: &Camhub) -> FrameCounter {
-    MjpegReader::connect(&hub.url("/api/cameras/demo/stream.mjpeg?width=320"))
-        .await
-        .unwrap()
-        .count_in_background()
+/// A viewer of the demo camera, and how many times it was refused first. camhub frees a place
+/// when it has seen a connection close, which can come a moment after the client closed it: the
+/// start-up `/healthz` poll's connection may still hold a place when the first viewers connect.
+/// Those refusals are real and counted in /metrics, so the tests add them to what they expect.
+async fn viewer(hub: &Camhub) -> (FrameCounter, u32) {
+    let url = hub.url("/api/cameras/demo/stream.mjpeg?width=320");
+    let mut refused = 0;
+    loop {
+        match MjpegReader::connect(&url).await {
+            Ok(reader) => return (reader.count_in_background(), refused),
+            // Refused: a 503, or closed before the answer could be written.
+            Err(e)
+                if (e.contains("503") || e.contains("error sending request")) && refused < 50 =>
+            {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// Opens a connection from `from` and sends a request: what camhub answered before it closed
@@ -110,8 +125,11 @@ async fn past_the_per_address_limit_new_connections_are_refused_and_viewers_keep
     const N: usize = 4;
     let hub = start(&config(&format!("max_connections_per_ip = {N}"))).await;
     let mut viewers = Vec::new();
+    let mut early = 0;
     for _ in 0..N {
-        viewers.push(viewer(&hub).await);
+        let (v, refused) = viewer(&hub).await;
+        viewers.push(v);
+        early += refused;
     }
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -141,7 +159,7 @@ async fn past_the_per_address_limit_new_connections_are_refused_and_viewers_keep
             &m,
             "camhub_connections_refused_total{reason=\"max_connections_per_ip\"}"
         ),
-        3.0,
+        f64::from(3 + early),
         "{m}"
     );
     assert_eq!(
@@ -180,7 +198,9 @@ async fn past_the_per_address_limit_new_connections_are_refused_and_viewers_keep
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_total_limit_every_address_is_refused() {
     let hub = start(&config("max_connections = 2")).await;
-    let viewers = [viewer(&hub).await, viewer(&hub).await];
+    let (first, early_first) = viewer(&hub).await;
+    let (second, early_second) = viewer(&hub).await;
+    let viewers = [first, second];
     refused_answer(&hub, LOCAL);
     let answer = refused_answer(&hub, OTHER);
     if !answer.is_empty() {
@@ -209,7 +229,7 @@ async fn past_the_total_limit_every_address_is_refused() {
             &m,
             "camhub_connections_refused_total{reason=\"max_connections\"}"
         ),
-        f64::from(2 + refusals),
+        f64::from(2 + refusals + early_first + early_second),
         "{m}"
     );
 }
@@ -217,7 +237,7 @@ async fn past_the_total_limit_every_address_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_viewer_limit_a_new_viewer_gets_503_naming_the_key() {
     let hub = start(&config("max_viewers_per_camera = 2")).await;
-    let viewers = [viewer(&hub).await, viewer(&hub).await];
+    let viewers = [viewer(&hub).await.0, viewer(&hub).await.0];
     for path in [
         "/api/cameras/demo/stream.mjpeg",
         "/api/cameras/demo/frame.jpeg?width=160",
