@@ -54,6 +54,17 @@ pub enum StoreError {
     #[error("a {0} with this hash already exists — generate a new random value")]
     Duplicate(&'static str),
 
+    /// [`Store::event_update`](crate::Store::event_update) on a motion event that does not exist (deleted,
+    /// e.g. by a user while it was ongoing) or has already ended. Nothing was recorded: the caller deletes
+    /// the files it meant to add, and starts a new event if the motion goes on.
+    #[error("motion event {0} does not exist or has already ended — its new files were not recorded; start a new event")]
+    EventNotOpen(i64),
+
+    /// A request the store refuses because an argument is out of range (a histogram of too many buckets,
+    /// a negative file size, a score that is not a number...). It names the argument and the limit.
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+
     /// The file is not a camhub database, or holds values camhub never writes.
     #[error("the store is corrupt: {0} — move camhub.db aside (camhub then starts a fresh one) or restore it from a backup")]
     Corrupt(String),

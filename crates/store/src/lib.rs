@@ -1,10 +1,11 @@
 //! camhub's persistent state, in one SQLite file: `camhub.db` in the config's `data_dir`.
 //!
-//! What it owns today: the **API tokens** and **login sessions** of the auth layer. Motion **events** are
-//! next; each feature adds its tables as a new numbered migration (`src/migrations/NNNN_*.sql`), never by
-//! editing a released one. The schema version lives in `PRAGMA user_version`; [`Store::open_dir`] applies
-//! every missing migration, each in its own transaction, and refuses a file from a newer camhub rather than
-//! guess at a schema it does not know.
+//! What it owns: the **API tokens** and **login sessions** of the auth layer, and the **motion events**
+//! (their times, peak score and box, and the paths and sizes of their JPEG files, which camhub keeps under
+//! `data_dir/events/`; see [`Store::event_start`]). Each feature adds its tables as a new numbered
+//! migration (`src/migrations/NNNN_*.sql`), never by editing a released one. The schema version lives in
+//! `PRAGMA user_version`; [`Store::open_dir`] applies every missing migration, each in its own
+//! transaction, and refuses a file from a newer camhub rather than guess at a schema it does not know.
 //!
 //! Secrets are never stored: a token or a session cookie is kept only as its SHA-256 (computed by the
 //! caller), so a copied `camhub.db` does not let anyone in. The record types' `Debug` prints `***` instead
@@ -17,9 +18,10 @@
 //! of compiling a bundled copy: the `.deb` then gets SQLite's security fixes from the distribution's
 //! updates, without a camhub release, and the build skips compiling a 250 000-line C file.
 //!
-//! The API is synchronous and every operation is a single small statement behind one mutex: async callers
-//! use `tokio::task::spawn_blocking` (or just call it; the operations take microseconds), threads call it
-//! directly. [`Store`] is `Send + Sync`; share it in an `Arc`.
+//! The API is synchronous and every operation is a single small statement, or one short transaction when it
+//! touches several rows (an event and its frames), behind one mutex: async callers use
+//! `tokio::task::spawn_blocking` (or just call it; the operations take microseconds to a few milliseconds),
+//! threads call it directly. [`Store`] is `Send + Sync`; share it in an `Arc`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,10 +31,15 @@ use rusqlite::Connection;
 
 mod auth;
 mod error;
+mod events;
 mod schema;
 
 pub use auth::{NewToken, SessionRecord, TokenRecord};
 pub use error::StoreError;
+pub use events::{
+    Bucket, EventBox, EventQuery, EventRecord, EventUpdate, MAX_EVENTS_PER_QUERY,
+    MAX_HISTOGRAM_BUCKETS,
+};
 
 /// The database file's name inside `data_dir`.
 pub const DB_FILE_NAME: &str = "camhub.db";

@@ -13,7 +13,10 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::{Store, StoreError};
 
 /// The migrations, in order: `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_tokens_sessions.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_tokens_sessions.sql"),
+    include_str!("migrations/0002_motion_events.sql"),
+];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -69,6 +69,12 @@ fn migrations_create_the_schema_and_a_reopen_keeps_the_data() {
     assert_eq!(
         names,
         [
+            "event_frames",
+            "event_totals",
+            "events",
+            "events_camera_start",
+            "events_end",
+            "events_start",
             "sessions",
             "sessions_expires",
             "sessions_user",
@@ -410,6 +416,47 @@ fn an_old_database_is_migrated_in_place() {
     drop(sqlite(&path));
     let store = Store::open_dir(dir.path()).unwrap();
     store.insert_token(&token("t", 1, None)).unwrap();
+    drop(store);
+    let version: i64 = sqlite(&path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+
+    // A version-1 file (tokens and sessions only, as the first camhub with a store wrote it) gains the
+    // motion events and keeps its rows.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let conn = sqlite(&path);
+    conn.execute_batch(include_str!("../src/migrations/0001_tokens_sessions.sql"))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.pragma_update(None, "application_id", 0x6361_6d68)
+        .unwrap();
+    conn.execute(
+        "INSERT INTO tokens (name, hash, role, cameras, created_by, created_ms) VALUES ('old', ?1, 'viewer', '[\"door\"]', 'admin', 5)",
+        [&[3u8; 32][..]],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO sessions (hash, user, csrf, created_ms, expires_ms) VALUES (?1, 'alice', 'csrf-4', 10, 20)",
+        [&[4u8; 32][..]],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open_dir(dir.path()).unwrap();
+    let tokens = store.tokens().unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        (
+            tokens[0].name.as_str(),
+            tokens[0].hash,
+            tokens[0].cameras.as_deref()
+        ),
+        ("old", [3; 32], Some(&["door".to_owned()][..]))
+    );
+    assert_eq!(store.sessions(0).unwrap(), [session(4, "alice", 10, 20)]);
+    let id = store.event_start("door", 100, 0.5, None).unwrap();
+    assert_eq!(store.event(id).unwrap().unwrap().camera, "door");
     drop(store);
     let version: i64 = sqlite(&path)
         .pragma_query_value(None, "user_version", |r| r.get(0))
