@@ -6,6 +6,10 @@
 //! A camera comes from the web form as a JSON object whose keys are the config's camera keys.
 //! URLs come back from the API redacted (`rtsp://***:***@host/…`); a URL that still holds a `***`
 //! where a secret was keeps the stored secret, so editing a camera's name never needs its password.
+//!
+//! A camera's `[camera.motion]` table (or `motion = { … }`) is not on the form: a change that does
+//! not name `motion` leaves it exactly as written, comments and all; one that sends it back as the
+//! API listed it (the settings page's Disable and Enable do) changes nothing in it either.
 
 use std::fmt;
 
@@ -120,10 +124,15 @@ pub fn edit_camera(text: &str, change: &CameraChange) -> Result<String, EditErro
     Ok(doc.to_string())
 }
 
+/// Camera keys the settings form does not show: a change that leaves them out keeps them as
+/// written instead of removing them.
+const NOT_ON_THE_FORM: &[&str] = &["motion"];
+
 /// Sets the table's keys to `fields`: changed values are written, unchanged ones are left (with
-/// their comments), keys not in `fields` are removed. Known keys only, new ones in the order of
-/// the config reference. A URL still masked (`***` as its user info or a `key=***` value, after
-/// [`restore_secrets`] had its chance) is refused: it would be written as it is.
+/// their comments), keys not in `fields` are removed (except [`NOT_ON_THE_FORM`]). Known keys only,
+/// new ones in the order of the config reference. A URL still masked (`***` as its user info or a
+/// `key=***` value, after [`restore_secrets`] had its chance) is refused: it would be written as
+/// it is.
 fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), EditError> {
     for key in fields.keys() {
         if !CAMERA_KEYS.contains(&key.as_str()) {
@@ -136,7 +145,7 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
     let stale: Vec<String> = table
         .iter()
         .map(|(k, _)| k.to_owned())
-        .filter(|k| !fields.contains_key(k))
+        .filter(|k| !fields.contains_key(k) && !NOT_ON_THE_FORM.contains(&k.as_str()))
         .collect();
     for key in stale {
         table.remove(&key);
@@ -151,6 +160,10 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
                 "{key} still shows *** where a user name or password goes, and there is no stored \
                  one to keep: type them in (percent-encoded)"
             )));
+        }
+        if key == "motion" {
+            write_sub_table(table, key, value)?;
+            continue;
         }
         let new = to_value(key, value)?;
         let same = table
@@ -173,6 +186,108 @@ fn write_fields(table: &mut Table, fields: &Map<String, Value>) -> Result<(), Ed
         }
     }
     Ok(())
+}
+
+/// Sets a sub-table key (`motion`) to `value`, a JSON object. When it says what the file says
+/// already, nothing is touched. Otherwise a `[camera.motion]` table stays one (its keys set like
+/// the camera's: unchanged values keep their text and comments), anything else is written
+/// `motion = { … }`.
+fn write_sub_table(table: &mut Table, key: &str, value: &Value) -> Result<(), EditError> {
+    let Value::Object(entries) = value else {
+        return Err(EditError::BadValue(format!(
+            "{key}: a table is needed, like {{\"enabled\": true}}"
+        )));
+    };
+    if table
+        .get(key)
+        .is_some_and(|old| same_json(&item_to_json(old), value))
+    {
+        return Ok(());
+    }
+    let Some(Item::Table(sub)) = table.get_mut(key) else {
+        table.insert(key, Item::Value(to_value(key, value)?));
+        return Ok(());
+    };
+    let stale: Vec<String> = sub
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .filter(|k| !entries.contains_key(k))
+        .collect();
+    for k in stale {
+        sub.remove(&k);
+    }
+    for (k, v) in entries {
+        if sub
+            .get(k)
+            .is_some_and(|old| same_json(&item_to_json(old), v))
+        {
+            continue;
+        }
+        let mut new = to_value(&format!("{key}.{k}"), v)?;
+        let suffix = sub.get(k).and_then(Item::as_value).and_then(|v| {
+            v.decor()
+                .suffix()
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        });
+        if let Some(suffix) = suffix {
+            new.decor_mut().set_suffix(suffix);
+        }
+        sub.insert(k, Item::Value(new));
+    }
+    Ok(())
+}
+
+/// What a TOML item says, as JSON (the form the API lists a camera's keys in).
+fn item_to_json(item: &Item) -> Value {
+    match item {
+        Item::None => Value::Null,
+        Item::Value(v) => value_to_json(v),
+        Item::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.to_owned(), item_to_json(v)))
+                .collect(),
+        ),
+        Item::ArrayOfTables(a) => Value::Array(
+            a.iter()
+                .map(|t| item_to_json(&Item::Table(t.clone())))
+                .collect(),
+        ),
+    }
+}
+
+fn value_to_json(v: &toml_edit::Value) -> Value {
+    use toml_edit::Value as V;
+    match v {
+        V::String(s) => Value::String(s.value().clone()),
+        V::Integer(i) => Value::from(*i.value()),
+        V::Float(f) => serde_json::Number::from_f64(*f.value()).map_or(Value::Null, Value::Number),
+        V::Boolean(b) => Value::Bool(*b.value()),
+        V::Datetime(d) => Value::String(d.value().to_string()),
+        V::Array(a) => Value::Array(a.iter().map(value_to_json).collect()),
+        V::InlineTable(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.to_owned(), value_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Whether two JSON values say the same, numbers compared by value (`10.0` from the file is `10`
+/// once a browser has had it).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 fn same_value(a: &toml_edit::Value, b: &toml_edit::Value) -> bool {
@@ -380,6 +495,189 @@ url = "http://192.168.1.50:81/stream"
         assert!(matches!(e, Err(EditError::BadValue(_))), "{e:?}");
         let e = edit_camera("[[camera]\n", &CameraChange::Remove("x".into()));
         assert!(matches!(e, Err(EditError::Syntax(_))), "{e:?}");
+    }
+
+    const WITH_MOTION: &str = r#"[[camera]]
+id = "door"
+url = "demo:"
+idle_timeout = "1m"   # keep
+
+# Motion at the door: not the street.
+[camera.motion]
+threshold = 25            # a noisy sensor
+min_area = 1.0
+masks = [
+  [[0, 0], [640, 0], [640, 120]],   # the street
+]
+start_after = "500ms"
+
+[[camera]]
+id = "yard"
+url = "demo:"
+motion = { enabled = true, fps = 5.0 }   # inline
+name = "Yard"
+
+[events]
+retention = "7d"
+"#;
+
+    /// A camera's keys as `GET /api/config/cameras` lists them (and the settings page sends them
+    /// back).
+    fn listed(text: &str, index: usize) -> Map<String, Value> {
+        let doc: toml::Table = toml::from_str(text).unwrap();
+        let camera = &doc["camera"].as_array().unwrap()[index];
+        let json = serde_json::to_value(camera).unwrap();
+        // Through a browser: 1.0 becomes 1.
+        let json: Value = serde_json::from_str(&json.to_string().replace(".0", "")).unwrap();
+        json.as_object().unwrap().clone()
+    }
+
+    /// The `[camera.motion]` block of the door camera, as written.
+    fn door_motion(text: &str) -> &str {
+        let start = text.find("\n# Motion at the door").unwrap();
+        let end = text.find("\n[[camera]]\nid = \"yard\"").unwrap();
+        &text[start..end]
+    }
+
+    #[test]
+    fn a_change_from_the_form_keeps_the_motion_tables_as_written() {
+        // The form sends only its own keys: motion is left as it is, comments and all.
+        let door = CameraChange::Update(
+            "door".into(),
+            fields(json!({"id": "door", "name": "Door", "url": "demo:", "idle_timeout": "2m"})),
+        );
+        let out = edit_camera(WITH_MOTION, &door).unwrap();
+        assert_eq!(door_motion(&out), door_motion(WITH_MOTION), "{out}");
+        assert!(out.contains("idle_timeout = \"2m\"   # keep\n"), "{out}");
+        assert!(out.contains("name = \"Door\""), "{out}");
+        let config = crate::parse(&out, "t.toml").unwrap();
+        assert_eq!(config.cameras[0].motion.as_ref().unwrap().threshold, 25);
+        assert_eq!(config.cameras[0].name, "Door");
+
+        // The inline form too.
+        let yard = CameraChange::Update(
+            "yard".into(),
+            fields(json!({"id": "yard", "url": "demo:", "always_on": true})),
+        );
+        let out = edit_camera(WITH_MOTION, &yard).unwrap();
+        assert!(
+            out.contains("motion = { enabled = true, fps = 5.0 }   # inline\n"),
+            "{out}"
+        );
+        assert!(!out.contains("Yard"), "{out}");
+        assert!(
+            out.ends_with("always_on = true\n\n[events]\nretention = \"7d\"\n"),
+            "{out}"
+        );
+        assert_eq!(
+            door_motion(&out),
+            door_motion(WITH_MOTION),
+            "the other camera is untouched: {out}"
+        );
+        assert_eq!(
+            crate::parse(&out, "t.toml").unwrap().cameras[1]
+                .motion
+                .as_ref()
+                .unwrap()
+                .fps,
+            5.0
+        );
+    }
+
+    #[test]
+    fn disable_sends_motion_back_and_it_stays_as_written() {
+        // The settings page's Disable: the listed keys, plus enabled = false.
+        for (index, id) in [(0, "door"), (1, "yard")] {
+            let mut f = listed(WITH_MOTION, index);
+            assert!(f.contains_key("motion"), "{f:?}");
+            f.insert("enabled".into(), false.into());
+            let out = edit_camera(WITH_MOTION, &CameraChange::Update(id.into(), f)).unwrap();
+            assert_eq!(door_motion(&out), door_motion(WITH_MOTION), "{out}");
+            assert!(
+                out.contains("motion = { enabled = true, fps = 5.0 }   # inline\n"),
+                "{out}"
+            );
+            let config = crate::parse(&out, "t.toml").unwrap();
+            assert!(!config.cameras[index].enabled);
+            assert_eq!(
+                config.cameras[index].motion,
+                crate::parse(WITH_MOTION, "t.toml").unwrap().cameras[index].motion
+            );
+        }
+    }
+
+    #[test]
+    fn a_changed_motion_table_is_written_in_its_own_form() {
+        // A sub-table stays one: only the changed value is rewritten, the comments stay.
+        let mut f = listed(WITH_MOTION, 0);
+        f["motion"]["threshold"] = json!(30);
+        f["motion"].as_object_mut().unwrap().remove("start_after");
+        f["motion"]["fps"] = json!(5);
+        let out = edit_camera(WITH_MOTION, &CameraChange::Update("door".into(), f)).unwrap();
+        let block = door_motion(&out);
+        assert!(
+            block.contains("[camera.motion]\nthreshold = 30            # a noisy sensor\n"),
+            "{out}"
+        );
+        assert!(block.contains("min_area = 1.0\n"), "{out}");
+        assert!(
+            block.contains("  [[0, 0], [640, 0], [640, 120]],   # the street\n"),
+            "{out}"
+        );
+        assert!(!block.contains("start_after"), "{out}");
+        let motion = crate::parse(&out, "t.toml").unwrap().cameras[0]
+            .motion
+            .clone()
+            .unwrap();
+        assert_eq!((motion.threshold, motion.fps), (30, 5.0));
+        assert_eq!(motion.start_after, crate::Motion::default().start_after);
+        assert_eq!(
+            motion.masks,
+            vec![vec![[0.0, 0.0], [640.0, 0.0], [640.0, 120.0]]]
+        );
+
+        // A camera without one gets motion = { … }.
+        let out = edit_camera(
+            FILE,
+            &CameraChange::Update(
+                "garden".into(),
+                fields(
+                    json!({"id": "garden", "url": "http://192.168.1.50:81/stream",
+                    "motion": {"zones": [[[0, 0], [10, 0], [10, 10]]], "min_area": 2.5}}),
+                ),
+            ),
+        )
+        .unwrap();
+        assert!(
+            out.ends_with("motion = { min_area = 2.5, zones = [[[0, 0], [10, 0], [10, 10]]] }\n"),
+            "{out}"
+        );
+        let motion = crate::parse(&out, "t.toml").unwrap().cameras[1]
+            .motion
+            .clone()
+            .unwrap();
+        assert_eq!(motion.min_area, 2.5);
+
+        let e = edit_camera(
+            FILE,
+            &CameraChange::Update(
+                "garden".into(),
+                fields(json!({"id": "garden", "motion": true})),
+            ),
+        );
+        assert!(
+            matches!(e, Err(EditError::BadValue(ref m)) if m.starts_with("motion: a table")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn numbers_are_the_same_whatever_their_type() {
+        assert!(same_json(&json!({"a": [1.0, 2]}), &json!({"a": [1, 2.0]})));
+        assert!(!same_json(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!same_json(&json!({"a": 1}), &json!({"b": 1})));
+        assert!(!same_json(&json!([1, 2]), &json!([2, 1])));
+        assert!(!same_json(&json!("1"), &json!(1)));
     }
 
     #[test]

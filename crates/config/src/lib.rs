@@ -14,6 +14,7 @@ mod error;
 mod lint;
 mod net;
 mod parse;
+mod size;
 mod source;
 
 use camhub_media::redact::{redact_url, REDACTED};
@@ -132,8 +133,10 @@ impl Config {
                 watchdog: Duration::from_secs(10),
                 decode_threads: 1,
                 enabled: true,
+                motion: None,
             }],
             users: Vec::new(),
+            events: Events::default(),
             warnings: Vec::new(),
         }
     }
@@ -182,6 +185,8 @@ pub struct Config {
     pub cameras: Vec<Camera>,
     /// The `[[user]]` tables, in file order.
     pub users: Vec<User>,
+    /// The `[events]` table: how long motion events are kept, and how much room they may take.
+    pub events: Events,
     /// Values that are valid but almost certainly a mistake (a placeholder host left from an
     /// example, an ESP32-CAM stream URL without `:81`, an `input_format` FFmpeg does not know), in
     /// file order, shaped like errors (place, key, message, fix). They never stop camhub;
@@ -332,6 +337,122 @@ pub struct Camera {
     pub decode_threads: usize,
     /// `enabled`: `false` keeps the camera in the file but out of service (default true).
     pub enabled: bool,
+    /// `[camera.motion]`: motion detection; `None` when the camera has no such table.
+    pub motion: Option<Motion>,
+}
+
+impl Camera {
+    /// Whether `other` connects to its camera the same way: every setting but `name` and `motion`
+    /// is equal. A reload that finds only those changed can apply them to the running camera
+    /// (rename it, restart its motion detector) without closing its connection and its viewers'
+    /// streams; any other change needs a new connection.
+    ///
+    /// ```
+    /// let a = camhub_config::parse("[[camera]]\nid = \"a\"\nurl = \"demo:\"\n", "c.toml").unwrap();
+    /// let b = camhub_config::parse(
+    ///     "[[camera]]\nid = \"a\"\nname = \"Door\"\nurl = \"demo:\"\n[camera.motion]\nthreshold = 30\n",
+    ///     "c.toml",
+    /// )
+    /// .unwrap();
+    /// assert!(a.cameras[0].same_connection(&b.cameras[0]));
+    /// assert_ne!(a.cameras[0], b.cameras[0]);
+    /// ```
+    pub fn same_connection(&self, other: &Camera) -> bool {
+        // Spelled out field by field, so a new field cannot be forgotten here: it fails to build
+        // until it is placed on one side or the other.
+        let Camera {
+            id,
+            name: _,
+            source,
+            substream,
+            idle_timeout,
+            always_on,
+            watchdog,
+            decode_threads,
+            enabled,
+            motion: _,
+        } = self;
+        *id == other.id
+            && *source == other.source
+            && *substream == other.substream
+            && *idle_timeout == other.idle_timeout
+            && *always_on == other.always_on
+            && *watchdog == other.watchdog
+            && *decode_threads == other.decode_threads
+            && *enabled == other.enabled
+    }
+}
+
+/// `[camera.motion]`: motion detection of one camera.
+///
+/// Polygons are in pixels of the camera's main picture (`url`), `[x, y]` from its top left corner;
+/// camhub scales them to the stream it analyses (the substream when there is one). The picture's
+/// size is not known when the config is read, so points beyond it are kept as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Motion {
+    /// `enabled`: detect motion (default true: writing the table turns detection on).
+    pub enabled: bool,
+    /// `threshold`: how much a pixel's brightness (luma, 0–255) must change to count as changed
+    /// (1–255, default 20).
+    pub threshold: u8,
+    /// `min_area`: percent of the picture that must change for motion (above 0, at most 100;
+    /// default 0.5).
+    pub min_area: f64,
+    /// `masks`: polygons whose pixels are ignored (default none).
+    pub masks: Vec<Vec<[f64; 2]>>,
+    /// `zones`: when any, only pixels inside them count (default none: the whole picture).
+    pub zones: Vec<Vec<[f64; 2]>>,
+    /// `start_after`: how long motion must last before an event starts (at most 1 minute,
+    /// default 0.2 s).
+    pub start_after: Duration,
+    /// `end_after`: how long without motion ends an event (above 0, at most 1 hour; default 10 s).
+    pub end_after: Duration,
+    /// `light_switch`: ignore a sudden change of the whole picture's brightness (a light switched
+    /// on, the camera's night mode) (default true).
+    pub light_switch: bool,
+    /// `fps`: pictures analysed per second (above 0, at most 30; default 10).
+    pub fps: f64,
+    /// `frames`: pictures stored per event besides its best snapshot (0–50, default 5).
+    pub frames: u32,
+}
+
+impl Default for Motion {
+    /// What an empty `[camera.motion]` means: enabled, threshold 20, 0.5 % of the picture, no masks
+    /// or zones, 0.2 s to start, 10 s to end, light switches ignored, 10 fps, 5 frames.
+    fn default() -> Self {
+        Motion {
+            enabled: true,
+            threshold: 20,
+            min_area: 0.5,
+            masks: Vec::new(),
+            zones: Vec::new(),
+            start_after: Duration::from_millis(200),
+            end_after: Duration::from_secs(10),
+            light_switch: true,
+            fps: 10.0,
+            frames: 5,
+        }
+    }
+}
+
+/// The `[events]` table: the storage of motion events (in `data_dir/events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// `retention`: events older than this are deleted (at least 1 hour, default 30 days).
+    pub retention: Duration,
+    /// `max_size`: bytes the events may take at most; the oldest go first (at least 10 MB,
+    /// default 2 GB = 2 000 000 000 bytes).
+    pub max_size: u64,
+}
+
+impl Default for Events {
+    /// 30 days, 2 GB.
+    fn default() -> Self {
+        Events {
+            retention: Duration::from_secs(30 * 86_400),
+            max_size: 2_000_000_000,
+        }
+    }
 }
 
 /// Where a stream comes from, parsed from a `url` / `substream_url` value: the one place a camera

@@ -120,11 +120,141 @@ pub(crate) const CREDENTIAL_FIX: &str =
      (percent-encode @ : / ? # in them: @ is %40, : is %3A, / is %2F, ? is %3F, # is %23); \
      camhub never shows them in logs, the API or the UI";
 
+/// Where in a `[camera.motion]` table a warning points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MotionPlace {
+    /// A key of the table (`fps`).
+    Key(&'static str),
+    /// Polygon N of `masks`.
+    Mask(usize),
+    /// Polygon N of `zones`.
+    Zone(usize),
+}
+
+/// A warning about a `[camera.motion]` table, before it gets its place in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MotionWarning {
+    pub(crate) place: MotionPlace,
+    pub(crate) message: String,
+    pub(crate) fix: String,
+}
+
+/// Above this many pictures a second, motion detection costs CPU without catching more.
+const USEFUL_FPS: f64 = 15.0;
+
+/// The warnings about an enabled `[camera.motion]` table (a disabled one warns about nothing: its
+/// values are not used): a detection rate that costs CPU for nothing, and polygons without area
+/// (every point on one line), which mask or watch nothing.
+pub(crate) fn motion_warnings(motion: &crate::Motion) -> Vec<MotionWarning> {
+    let mut warnings = Vec::new();
+    if !motion.enabled {
+        return warnings;
+    }
+    if motion.fps > USEFUL_FPS {
+        warnings.push(MotionWarning {
+            place: MotionPlace::Key("fps"),
+            message: format!(
+                "detecting motion {} times a second costs CPU for nothing: 5 to 10 pictures a \
+                 second catch anything that moves",
+                motion.fps
+            ),
+            fix: "use fps = 10 (the default) or less".to_owned(),
+        });
+    }
+    let polygons = [
+        (
+            &motion.masks,
+            MotionPlace::Mask as fn(usize) -> MotionPlace,
+            "masks nothing",
+        ),
+        (
+            &motion.zones,
+            MotionPlace::Zone as fn(usize) -> MotionPlace,
+            "watches nothing",
+        ),
+    ];
+    for (list, place, what) in polygons {
+        for (i, polygon) in list.iter().enumerate() {
+            if area(polygon) == 0.0 {
+                warnings.push(MotionWarning {
+                    place: place(i),
+                    message: format!(
+                        "this polygon has no area (its points are on one line): it {what}"
+                    ),
+                    fix: "give it 3 or more corners that are not on one line, like \
+                          [[0, 0], [400, 0], [400, 200], [0, 200]] (pixels of the main picture)"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    warnings
+}
+
+/// The area of a polygon (shoelace formula; its corners in order, either way round).
+fn area(polygon: &[[f64; 2]]) -> f64 {
+    let n = polygon.len();
+    let twice: f64 = (0..n)
+        .map(|i| {
+            let [x1, y1] = polygon[i];
+            let [x2, y2] = polygon[(i + 1) % n];
+            x1 * y2 - x2 * y1
+        })
+        .sum();
+    (twice / 2.0).abs()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::source::classify;
+
+    #[test]
+    fn polygon_areas() {
+        assert_eq!(area(&[[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [0.0, 2.0]]), 8.0);
+        assert_eq!(area(&[[0.0, 2.0], [4.0, 2.0], [4.0, 0.0], [0.0, 0.0]]), 8.0);
+        assert_eq!(area(&[[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 0.0);
+        assert_eq!(area(&[[5.0, 5.0], [5.0, 5.0], [5.0, 5.0]]), 0.0);
+        assert_eq!(area(&[[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]), 2.0);
+    }
+
+    #[test]
+    fn motion_lints() {
+        let quiet = crate::Motion::default();
+        assert!(motion_warnings(&quiet).is_empty());
+        let loud = crate::Motion {
+            fps: 25.0,
+            masks: vec![vec![[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]]],
+            zones: vec![
+                vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]],
+                vec![[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]],
+            ],
+            ..crate::Motion::default()
+        };
+        let places: Vec<MotionPlace> = motion_warnings(&loud).iter().map(|w| w.place).collect();
+        assert_eq!(
+            places,
+            [
+                MotionPlace::Key("fps"),
+                MotionPlace::Mask(0),
+                MotionPlace::Zone(1),
+            ]
+        );
+        // The limits themselves are fine.
+        let edge = crate::Motion {
+            fps: 15.0,
+            threshold: 1,
+            ..crate::Motion::default()
+        };
+        assert!(motion_warnings(&edge).is_empty());
+        // A disabled table is not used: nothing to warn about.
+        let off = crate::Motion {
+            enabled: false,
+            ..loud
+        };
+        assert!(motion_warnings(&off).is_empty());
+    }
 
     #[test]
     fn placeholders() {

@@ -12,18 +12,21 @@ use toml::Spanned;
 
 use crate::duration::{format_duration, parse_duration, DURATION_FIX};
 use crate::error::{ConfigError, ConfigErrors, LineIndex};
-use crate::lint::{url_warnings, CREDENTIAL_FIX, CREDENTIAL_KEYS};
+use crate::lint::{motion_warnings, url_warnings, MotionPlace, CREDENTIAL_FIX, CREDENTIAL_KEYS};
+use crate::size::{format_size, parse_size, SIZE_FIX};
 use crate::source::{classify, Scheme};
 use crate::{
-    AuthMode, Camera, Config, Credentials, IpNet, MetricsAccess, Probe, Role, RtspTransport,
-    Server, SourceKind, SourceSpec, User,
+    AuthMode, Camera, Config, Credentials, Events, IpNet, MetricsAccess, Motion, Probe, Role,
+    RtspTransport, Server, SourceKind, SourceSpec, User,
 };
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
+/// A polygon of `masks` or `zones`: its corners, `[x, y]` in pixels.
+type Polygon = Vec<[f64; 2]>;
 
-const TOP_KEYS: &[&str] = &["server", "camera", "user"];
+const TOP_KEYS: &[&str] = &["server", "camera", "user", "events"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -45,6 +48,27 @@ const SERVER_KEYS: &[&str] = &[
     "base_path",
 ];
 const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
+const EVENTS_KEYS: &[&str] = &["retention", "max_size"];
+/// The keys of a `[camera.motion]` table.
+const MOTION_KEYS: &[&str] = &[
+    "enabled",
+    "threshold",
+    "min_area",
+    "masks",
+    "zones",
+    "start_after",
+    "end_after",
+    "light_switch",
+    "fps",
+    "frames",
+];
+/// How to write a `[camera.motion]` table, for every message about its place or type.
+const MOTION_FIX: &str =
+    "write [camera.motion] on a line of its own after the camera's keys, then \
+     its keys (threshold = 20, …), or motion = { enabled = true } among the camera's keys";
+/// How to write `masks` and `zones`, for every message about their shape.
+const POLYGON_FIX: &str = "write a list of polygons, each a list of 3 or more [x, y] corners in \
+     pixels of the camera's main picture, like [[[0, 0], [640, 0], [640, 120], [0, 120]]]";
 /// How to make a `password_hash`, for every message about one.
 const HASH_FIX: &str = "make one with `camhub hash-password` (it reads the password from stdin or \
      asks for it) and paste its output: password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"";
@@ -64,6 +88,7 @@ pub(crate) const CAMERA_KEYS: &[&str] = &[
     "input_format",
     "input_options",
     "loop_file",
+    "motion",
 ];
 
 const SYNTAX_FIX: &str =
@@ -91,12 +116,14 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
     let mut server = Server::default();
     let mut cameras = Vec::new();
     let mut users = Vec::new();
+    let mut events = Events::default();
     let mut spans = ServerSpans::default();
     for (key, value) in in_file_order(root.get_ref()) {
         match key.get_ref().as_ref() {
             "server" => server = cx.server(value, &mut spans),
             "camera" => cameras = cx.cameras(value),
             "user" => users = cx.users(value),
+            "events" => events = cx.events(value),
             _ => cx.unknown_key(key, "", TOP_KEYS),
         }
     }
@@ -111,6 +138,7 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
             server,
             cameras,
             users,
+            events,
             warnings,
         })
     } else {
@@ -259,13 +287,41 @@ impl Cx<'_> {
         let path = format!("{prefix}{name}");
         let list = valid.join(", ");
         let lower = name.to_ascii_lowercase();
-        let fix = if prefix.is_empty() && CAMERA_KEYS.contains(&lower.as_str()) {
+        let in_motion = prefix.ends_with(".motion.");
+        let fix = if (prefix.is_empty() || prefix == "server.") && lower == "motion" {
+            format!("motion belongs to a camera: {MOTION_FIX}")
+        } else if in_motion && CAMERA_KEYS.contains(&lower.as_str()) {
+            // Every key after a [camera.motion] line is the table's, up to the next table.
+            format!(
+                "\"{name}\" is a camera key, not a motion key: every key after a [camera.motion] \
+                 line belongs to it (up to the next [table]), so move {name} above that line; \
+                 valid motion keys: {list}"
+            )
+        } else if (prefix.is_empty() || prefix == "server.")
+            && EVENTS_KEYS.contains(&lower.as_str())
+        {
+            format!("\"{name}\" is an events key: put it after an [events] line; valid keys here: {list}")
+        } else if prefix.starts_with("camera")
+            && !in_motion
+            && MOTION_KEYS.contains(&lower.as_str())
+        {
+            format!(
+                "\"{name}\" is a motion key: put it after a [camera.motion] line (below the \
+                 camera's keys), or write motion = {{ {name} = … }}"
+            )
+        } else if prefix.is_empty() && CAMERA_KEYS.contains(&lower.as_str()) {
             format!("\"{name}\" is a camera key: put it after a [[camera]] line; valid top-level keys: {list}")
         } else if prefix.is_empty() && SERVER_KEYS.contains(&lower.as_str()) {
             format!("\"{name}\" is a server key: put it after the [server] line; valid top-level keys: {list}")
-        } else if prefix.starts_with("camera") && SERVER_KEYS.contains(&lower.as_str()) {
+        } else if prefix.starts_with("camera")
+            && !in_motion
+            && SERVER_KEYS.contains(&lower.as_str())
+        {
             format!("\"{name}\" is a [server] key, not a camera key; valid camera keys: {list}")
-        } else if prefix.starts_with("camera") && CREDENTIAL_KEYS.contains(&lower.as_str()) {
+        } else if prefix.starts_with("camera")
+            && !in_motion
+            && CREDENTIAL_KEYS.contains(&lower.as_str())
+        {
             CREDENTIAL_FIX.to_owned()
         } else if prefix == "server." && CAMERA_KEYS.contains(&lower.as_str()) {
             format!("\"{name}\" is a camera key: put it after a [[camera]] line; valid server keys: {list}")
@@ -864,6 +920,7 @@ impl Cx<'_> {
         let mut watchdog = Duration::from_secs(10);
         let mut decode_threads = 1;
         let mut enabled = true;
+        let mut motion = None;
         let mut opts = KindOptions::default();
 
         for (key, value) in in_file_order(table) {
@@ -980,6 +1037,7 @@ impl Cx<'_> {
                     opts.input_options = self.input_options(path, value).map(|o| (o, key_span));
                 }
                 "loop_file" => opts.loop_file = self.boolean(path, value).map(|b| (b, key_span)),
+                "motion" => motion = self.motion(path, value),
                 _ => self.unknown_key(key, &prefix, CAMERA_KEYS),
             }
         }
@@ -1063,7 +1121,295 @@ impl Cx<'_> {
             watchdog,
             decode_threads,
             enabled,
+            motion,
         })
+    }
+
+    /// A number (integer or float) above 0 and at most `max`; `example` is a good value to show.
+    fn positive_number(
+        &mut self,
+        path: &str,
+        v: &Value<'_>,
+        max: f64,
+        example: &str,
+    ) -> Option<f64> {
+        let fix = format!("use a number above 0 and at most {max}, like {example}");
+        let (n, shown) = match v.get_ref() {
+            DeValue::Integer(i) => (to_i64(i).map(|n| n as f64), i.to_string()),
+            DeValue::Float(f) => (f.as_str().parse::<f64>().ok(), f.to_string()),
+            _ => {
+                self.wrong_type(path, v, "a number", &format!("{fix}, without quotes"));
+                return None;
+            }
+        };
+        match n.filter(|n| n.is_finite() && *n > 0.0 && *n <= max) {
+            Some(n) => Some(n),
+            None => {
+                self.error(v.span(), path, format!("{shown} is out of range"), fix);
+                None
+            }
+        }
+    }
+
+    /// `masks` or `zones`: a list of polygons, each a list of 3 or more `[x, y]` points of numbers
+    /// that are finite and not negative. `None` (errors recorded) for anything else; the span of
+    /// each polygon comes with it, for warnings.
+    fn polygons(&mut self, path: &str, v: &Value<'_>) -> Option<Vec<(Polygon, Range<usize>)>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(path, v, "a list of polygons", POLYGON_FIX);
+            return None;
+        };
+        // One polygon's corners without the list around them: the likeliest mistake, said once.
+        let is_number =
+            |v: &Value<'_>| matches!(v.get_ref(), DeValue::Integer(_) | DeValue::Float(_));
+        let is_point = |v: &Value<'_>| match v.get_ref() {
+            DeValue::Array(xy) => xy.len() == 2 && xy.iter().all(is_number),
+            _ => false,
+        };
+        if !items.is_empty() && items.iter().all(is_point) {
+            let message = "a list of points where a list of polygons goes";
+            let fix = "put the points in one more pair of brackets to make them one polygon, like \
+                       [[[0, 0], [640, 0], [640, 120]]]";
+            self.error(v.span(), path, message, fix);
+            return None;
+        }
+        let errors_before = self.errors.len();
+        let mut polygons = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let polygon_path = format!("{path}[{i}]");
+            let DeValue::Array(points) = item.get_ref() else {
+                self.wrong_type(
+                    &polygon_path,
+                    item,
+                    "a polygon (a list of [x, y] points)",
+                    POLYGON_FIX,
+                );
+                continue;
+            };
+            if points.len() < 3 {
+                let message = format!(
+                    "a polygon needs 3 or more corners, this one has {}",
+                    points.len()
+                );
+                self.error(item.span(), &polygon_path, message, POLYGON_FIX);
+                continue;
+            }
+            let mut polygon = Vec::new();
+            for (j, point) in points.iter().enumerate() {
+                let point_path = format!("{polygon_path}[{j}]");
+                let xy = match point.get_ref() {
+                    DeValue::Array(xy) if xy.len() == 2 => xy,
+                    DeValue::Array(xy) => {
+                        let message =
+                            format!("a point is [x, y], two numbers; this one has {}", xy.len());
+                        self.error(point.span(), &point_path, message, POLYGON_FIX);
+                        continue;
+                    }
+                    _ => {
+                        self.wrong_type(&point_path, point, "an [x, y] point", POLYGON_FIX);
+                        continue;
+                    }
+                };
+                let x = self.coordinate(&point_path, &xy[0]);
+                let y = self.coordinate(&point_path, &xy[1]);
+                if let (Some(x), Some(y)) = (x, y) {
+                    polygon.push([x, y]);
+                }
+            }
+            polygons.push((polygon, item.span()));
+        }
+        (self.errors.len() == errors_before).then_some(polygons)
+    }
+
+    /// One coordinate of a polygon's point: a number of pixels, finite and not negative.
+    fn coordinate(&mut self, path: &str, v: &Value<'_>) -> Option<f64> {
+        let fix =
+            "write pixels of the main picture from its top left corner, numbers of 0 or more \
+                   without quotes, like [320, 180]";
+        let (n, shown) = match v.get_ref() {
+            DeValue::Integer(i) => (to_i64(i).map(|n| n as f64), i.to_string()),
+            DeValue::Float(f) => (f.as_str().parse::<f64>().ok(), f.to_string()),
+            _ => {
+                self.wrong_type(path, v, "a number", fix);
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n.is_finite() && n >= 0.0 => Some(n),
+            Some(n) if n < 0.0 => {
+                self.error(v.span(), path, format!("{shown} is negative"), fix);
+                None
+            }
+            _ => {
+                self.error(
+                    v.span(),
+                    path,
+                    format!("{shown} is not a number of pixels"),
+                    fix,
+                );
+                None
+            }
+        }
+    }
+
+    /// A camera's `[camera.motion]` (or `motion = { … }`) table; `path` is `camera[N].motion`.
+    /// `None` when it had errors (they are recorded).
+    fn motion(&mut self, path: &str, v: &Value<'_>) -> Option<Motion> {
+        let DeValue::Table(table) = v.get_ref() else {
+            self.wrong_type(path, v, "a table", MOTION_FIX);
+            return None;
+        };
+        let prefix = format!("{path}.");
+        let errors_before = self.errors.len();
+        let mut motion = Motion::default();
+        // Where each key's value was written, for warnings.
+        let mut spans: HashMap<&'static str, Range<usize>> = HashMap::new();
+        let mut mask_spans = Vec::new();
+        let mut zone_spans = Vec::new();
+        for (key, value) in in_file_order(table) {
+            let name = key.get_ref().as_ref();
+            let path = format!("{prefix}{name}");
+            let path = path.as_str();
+            if let Some(known) = MOTION_KEYS.iter().copied().find(|k| *k == name) {
+                spans.insert(known, value.span());
+            }
+            match name {
+                "enabled" => motion.enabled = self.boolean(path, value).unwrap_or(motion.enabled),
+                "threshold" => {
+                    let n = self.integer(path, value, 1, 255);
+                    if let Some(n) = n.and_then(|n| u8::try_from(n).ok()) {
+                        motion.threshold = n;
+                    }
+                }
+                "min_area" => {
+                    if let Some(n) =
+                        self.positive_number(path, value, 100.0, "0.5 (percent of the picture)")
+                    {
+                        motion.min_area = n;
+                    }
+                }
+                "masks" | "zones" => {
+                    let Some(list) = self.polygons(path, value) else {
+                        continue;
+                    };
+                    let (polygons, at): (Vec<_>, Vec<_>) = list.into_iter().unzip();
+                    if name == "masks" {
+                        motion.masks = polygons;
+                        mask_spans = at;
+                    } else {
+                        motion.zones = polygons;
+                        zone_spans = at;
+                    }
+                }
+                "start_after" => {
+                    let (min, max) = (Duration::ZERO, Duration::from_secs(60));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        motion.start_after = d;
+                    }
+                }
+                "end_after" => {
+                    let (min, max) = (Duration::from_millis(1), Duration::from_secs(3600));
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        motion.end_after = d;
+                    }
+                }
+                "light_switch" => {
+                    motion.light_switch = self.boolean(path, value).unwrap_or(motion.light_switch);
+                }
+                "fps" => {
+                    if let Some(n) = self.positive_number(path, value, 30.0, "10") {
+                        motion.fps = n;
+                    }
+                }
+                "frames" => {
+                    let n = self.integer(path, value, 0, 50);
+                    if let Some(n) = n.and_then(|n| u32::try_from(n).ok()) {
+                        motion.frames = n;
+                    }
+                }
+                _ => self.unknown_key(key, &prefix, MOTION_KEYS),
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        for w in motion_warnings(&motion) {
+            let (at, key) = match w.place {
+                MotionPlace::Key(key) => (spans.get(key).cloned(), key.to_owned()),
+                MotionPlace::Mask(i) => (mask_spans.get(i).cloned(), format!("masks[{i}]")),
+                MotionPlace::Zone(i) => (zone_spans.get(i).cloned(), format!("zones[{i}]")),
+            };
+            let at = at.unwrap_or_else(|| v.span());
+            self.warn(at, &format!("{prefix}{key}"), w.message, w.fix);
+        }
+        Some(motion)
+    }
+
+    /// The `[events]` table.
+    fn events(&mut self, v: &Value<'_>) -> Events {
+        let mut events = Events::default();
+        let DeValue::Table(table) = v.get_ref() else {
+            let fix = "write [events] (single brackets) on a line of its own, then its keys";
+            self.wrong_type("events", v, "a table", fix);
+            return events;
+        };
+        for (key, value) in in_file_order(table) {
+            let name = key.get_ref().as_ref();
+            let path = format!("events.{name}");
+            let path = path.as_str();
+            match name {
+                "retention" => {
+                    let (min, max) = (
+                        Duration::from_secs(3600),
+                        Duration::from_secs(3650 * 86_400),
+                    );
+                    if let Some(d) = self.duration(path, value, min, max) {
+                        events.retention = d;
+                    }
+                }
+                "max_size" => {
+                    if let Some(n) = self.size(path, value, 10_000_000) {
+                        events.max_size = n;
+                    }
+                }
+                _ => self.unknown_key(key, "events.", EVENTS_KEYS),
+            }
+        }
+        events
+    }
+
+    /// A size (`"2GB"`, `"1.5GiB"`, or an integer of bytes) of at least `min` bytes.
+    fn size(&mut self, path: &str, v: &Value<'_>, min: u64) -> Option<u64> {
+        let (n, shown) = match v.get_ref() {
+            DeValue::String(s) => match parse_size(s) {
+                Some(n) => (n, format!("\"{s}\"")),
+                None => {
+                    self.error(v.span(), path, format!("invalid size \"{s}\""), SIZE_FIX);
+                    return None;
+                }
+            },
+            DeValue::Integer(i) => match to_i64(i).and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => (n, format!("{i} (bytes)")),
+                None => {
+                    self.error(v.span(), path, format!("invalid size {i}"), SIZE_FIX);
+                    return None;
+                }
+            },
+            _ => {
+                self.wrong_type(path, v, "a size", SIZE_FIX);
+                return None;
+            }
+        };
+        if n < min {
+            let fix = format!(
+                "use {} or more, like \"2GB\" (kB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, \
+                 TiB powers of 1024)",
+                format_size(min)
+            );
+            self.error(v.span(), path, format!("size {shown} is too small"), fix);
+            return None;
+        }
+        Some(n)
     }
 
     fn url_warnings(&mut self, at: &Range<usize>, path: &str, raw: &str, scheme: &Scheme) {

@@ -9,8 +9,50 @@ use proptest::prelude::*;
 
 const DESIGN_EXAMPLE: &str = include_str!("fixtures/design_example.toml");
 
+/// A camera with every motion key, and the events table: polygons and sizes to mutate.
+const MOTION_EXAMPLE: &str = r#"[[camera]]
+id = "door"
+url = "demo:"
+motion = { fps = 5, zones = [[[0, 0], [9.5, 0], [9, 9]]] }
+
+[[camera]]
+id = "yard"
+url = "demo:"
+
+[camera.motion]
+enabled = true
+threshold = 20
+min_area = 0.5
+masks = [[[0, 0], [640, 0], [640, 120], [0, 120]], [[1, 1], [2, 2], [3, 3]]]
+start_after = "200ms"
+end_after = "10s"
+light_switch = true
+frames = 5
+
+[events]
+retention = "30d"
+max_size = "1.5GiB"
+"#;
+
 /// Bytes that make mutations likely to stay near-TOML, so they reach the validator.
 const ALPHABET: &[u8] = b"[]{}=\"',.:/@?&#\n 019_-azAZms\\";
+
+fn mutate(text: &str, edits: Vec<(usize, u8, usize)>) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for (pos, op, pick) in edits {
+        let pos = pos % (bytes.len() + 1);
+        let c = ALPHABET[pick % ALPHABET.len()];
+        match op {
+            0 => bytes.insert(pos, c),
+            1 if pos < bytes.len() => {
+                bytes.remove(pos);
+            }
+            _ if pos < bytes.len() => bytes[pos] = c,
+            _ => {}
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
 
 fn check(text: &str) {
     if let Err(errors) = parse(text, "fuzz.toml") {
@@ -32,18 +74,12 @@ proptest! {
 
     #[test]
     fn mutated_design_example(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<usize>()), 1..8)) {
-        let mut bytes = DESIGN_EXAMPLE.as_bytes().to_vec();
-        for (pos, op, pick) in edits {
-            let pos = pos % (bytes.len() + 1);
-            let c = ALPHABET[pick % ALPHABET.len()];
-            match op {
-                0 => bytes.insert(pos, c),
-                1 if pos < bytes.len() => { bytes.remove(pos); }
-                _ if pos < bytes.len() => bytes[pos] = c,
-                _ => {}
-            }
-        }
-        check(&String::from_utf8_lossy(&bytes));
+        check(&mutate(DESIGN_EXAMPLE, edits));
+    }
+
+    #[test]
+    fn mutated_motion_example(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<usize>()), 1..8)) {
+        check(&mutate(MOTION_EXAMPLE, edits));
     }
 }
 
@@ -60,6 +96,12 @@ fn awkward_inputs() {
         "[server]\nsnapshot_timeout = \"999999999999h999999999999m999999999999s999999999999ms\"\n",
         "[server]\nmax_variants = -9223372036854775808\n",
         "[server]\nmax_variants = 0x7fffffffffffffff\n",
+        "[events]\nmax_size = \"99999999999999999999999999TiB\"\n",
+        "[events]\nmax_size = \"1.99999999999999999999999GB\"\n",
+        "[events]\nmax_size = -9223372036854775808\n",
+        "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { masks = [[[1e308, 1e309], [-0.0, nan], [-inf, 0]]] }\n",
+        "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { masks = [[], [[]], [[[]]]], zones = [[[0, 0]]] }\n",
+        "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { fps = 1e-320, min_area = 5e-324, threshold = 0x100 }\n",
         &"[".repeat(10_000),
         &format!("a = {}", "[".repeat(10_000)),
     ] {

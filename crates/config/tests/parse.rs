@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use camhub_config::{
-    load, parse, AuthMode, Camera, Config, ConfigError, IpNet, MetricsAccess, Role, RtspTransport,
-    Server, SourceKind,
+    load, parse, AuthMode, Camera, Config, ConfigError, Events, IpNet, MetricsAccess, Role,
+    RtspTransport, Server, SourceKind,
 };
 
 const DESIGN_EXAMPLE: &str = include_str!("fixtures/design_example.toml");
@@ -193,6 +193,7 @@ fn defaults() {
             server: Server::default(),
             cameras: vec![],
             users: vec![],
+            events: Events::default(),
             warnings: vec![],
         }
     );
@@ -226,6 +227,7 @@ fn defaults() {
             watchdog: ms(10_000),
             decode_threads: 1,
             enabled: true,
+            motion: None,
         }
     );
 }
@@ -494,7 +496,7 @@ fn unknown_top_level_key() {
     assert_eq!(e.message, "unknown key \"cameras\"");
     assert_eq!(
         e.fix,
-        "did you mean \"camera\"? valid keys: server, camera, user"
+        "did you mean \"camera\"? valid keys: server, camera, user, events"
     );
 
     let e = one("url = \"rtsp://h/x\"\n");
