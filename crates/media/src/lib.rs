@@ -4,9 +4,11 @@
 
 pub mod annexb;
 pub mod backoff;
+pub mod civil;
 pub mod colour;
 pub mod draw;
 pub mod jpeg;
+pub mod motion;
 pub mod multipart;
 pub mod redact;
 pub mod ring;
