@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod hub;
 pub mod reload;

@@ -480,7 +480,8 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (another program uses the port? set [server] listen in the config)")
     })?;
-    // The store holds tokens and sessions, so it is needed (and data_dir created) only with login.
+    // The store holds tokens and sessions, so login opens it here; otherwise the hub opens it when
+    // the first camera with motion enabled starts (data_dir is created only when needed).
     let store = if config.auth_enforced() {
         let dir = config.server.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || camhub_store::Store::open_dir(&dir))
@@ -491,8 +492,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     } else {
         None
     };
-    let auth = Arc::new(camhub::auth::Auth::new(&config, store).map_err(|e| anyhow::anyhow!(e))?);
+    let auth =
+        Arc::new(camhub::auth::Auth::new(&config, store.clone()).map_err(|e| anyhow::anyhow!(e))?);
     let hub = Hub::new(&config);
+    // Motion events go into the same file as tokens and sessions.
+    hub.set_store(store);
     hub.start();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown_wait = shutdown_rx.clone();

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// The camera every camera id in the docs is replaced with.
 const CAMERA: &str = "demo";
+/// The motion event every event id in the docs is replaced with (the test stores it, with a
+/// snapshot and two frames, before camhub starts).
+const EVENT: &str = "1";
 
 /// The test's camhub: one small demo camera; enough variants for every size the docs ask for.
 const CONFIG: &str = r#"
@@ -50,11 +53,7 @@ const ROOTS: &[&str] = &["/api", "/cameras", "/healthz", "/metrics", "/history"]
 /// Paths of later issues the docs may name (on a line that says "planned" or "later"), and which
 /// camhub must not serve yet. `{id}` is a camera id.
 const PLANNED: &[(&str, &str)] = &[
-    ("/api/cameras/{id}/ws", "the motion issue"),
     ("/api/cameras/{id}/stream.mp4", "the fMP4 / MSE issue"),
-    ("/api/events", "the motion history issue"),
-    ("/api/events/{id}/snapshot.jpeg", "the motion history issue"),
-    ("/api/events/histogram", "the motion history issue"),
     ("/history", "the motion history issue"),
 ];
 
@@ -183,15 +182,19 @@ fn request_for(raw: &str) -> Option<String> {
     if path.contains('…') || path.contains("...") {
         return None;
     }
-    let mut segments: Vec<&str> = Vec::new();
+    let mut segments: Vec<String> = Vec::new();
     for segment in path.split('/') {
-        let after_cameras = segments.last() == Some(&"cameras");
+        let after = |name: &str| segments.last().is_some_and(|s| s == name);
         let placeholder = segment.starts_with('{') && segment.ends_with('}');
-        segments.push(if (after_cameras && !segment.is_empty()) || placeholder {
-            CAMERA
+        let next = if after("events") && (placeholder || segment.parse::<u64>().is_ok()) {
+            EVENT.to_owned()
+        } else if (after("cameras") && !segment.is_empty()) || placeholder {
+            CAMERA.to_owned()
         } else {
-            segment
-        });
+            // A frame number (`frames/{n}.jpeg`) is the event's first frame.
+            segment.replace("{n}", "0")
+        };
+        segments.push(next);
     }
     let mut request = segments.join("/");
     let params: Vec<&str> = query
@@ -257,6 +260,39 @@ async fn answer(client: &reqwest::Client, method: &str, url: &str) -> (u16, Stri
     }
     let body = response.text().await.unwrap_or_default();
     (status, body)
+}
+
+/// Stores motion event [`EVENT`] of camera [`CAMERA`] in `data_dir`, with a snapshot and two frames,
+/// as camhub's motion detection would have.
+fn store_an_event(data_dir: &Path) {
+    let store = camhub_store::Store::open_dir(data_dir).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = now - 60_000;
+    let id = store.event_start(CAMERA, start, 3.0, None).unwrap();
+    assert_eq!(id.to_string(), EVENT);
+    let jpegs = camhub_testkit::ffmpeg_jpegs(3, 160, 90);
+    let dir = data_dir.join("events").join(CAMERA);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for (n, jpeg) in jpegs.iter().enumerate() {
+        std::fs::write(dir.join(format!("{n}.jpg")), jpeg).unwrap();
+        files.push((format!("{CAMERA}/{n}.jpg"), jpeg.len() as i64));
+    }
+    store
+        .event_update(
+            id,
+            &camhub_store::EventUpdate {
+                last_ms: start + 5_000,
+                snapshot: Some(files[0].clone()),
+                add_frames: files[1..].to_vec(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    store.event_end(id, start + 5_000).unwrap();
 }
 
 /// A 404 of the router itself (no route, or no such UI file), not of a handler.
@@ -326,7 +362,13 @@ async fn every_path_the_docs_name_exists() {
             places.len()
         );
     }
-    let hub = common::start(CONFIG).await;
+    let data = tempfile::tempdir().unwrap();
+    store_an_event(data.path());
+    let hub = common::start(&CONFIG.replace(
+        "[server]\n",
+        &format!("[server]\ndata_dir = \"{}\"\n", data.path().display()),
+    ))
+    .await;
     // Redirects are answers too (a login form's 303): look at them, do not follow them.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -177,6 +177,7 @@ async fn the_grid_websocket_protocol_works_without_a_browser() {
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
 
     let mut status: Option<Value> = None;
+    let mut motion: Option<Value> = None;
     let mut error: Option<Value> = None;
     let mut header: Option<Value> = None;
     let mut heartbeats: Vec<Duration> = Vec::new();
@@ -205,10 +206,17 @@ async fn the_grid_websocket_protocol_works_without_a_browser() {
                         assert!(msg["ts"].as_u64().is_some(), "{msg}");
                         heartbeats.push(connected.elapsed());
                     }
+                    // Once at subscription: no motion detection on a demo camera, nothing moving.
+                    Some("motion") => {
+                        assert_eq!(msg["camera"], "cam1", "{msg}");
+                        assert_eq!(msg["active"], false, "{msg}");
+                        assert!(motion.is_none(), "a second motion message: {msg}");
+                        motion = Some(msg);
+                    }
                     Some("frame") => {
                         assert!(
-                            status.is_some(),
-                            "a frame before cam1's status message: {msg}"
+                            status.is_some() && motion.is_some(),
+                            "a frame before cam1's status and motion messages: {msg}"
                         );
                         assert_eq!(msg["camera"], "cam1", "{msg}");
                         header = Some(msg);

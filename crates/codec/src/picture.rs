@@ -184,6 +184,28 @@ impl Picture {
     pub fn plane(&self, i: usize) -> (&[u8], usize) {
         (self.frame.data(i), self.frame.stride(i))
     }
+
+    /// The luma plane and its stride when it is 8 bits per sample (every 8-bit planar or
+    /// semi-planar YUV format and grey), for analysis that needs brightness only (motion
+    /// detection); None for other formats (10-bit, packed RGB), which go through the
+    /// [`crate::Scaler`] first.
+    pub fn luma8(&self) -> Option<(&[u8], usize)> {
+        match self.frame.format() {
+            Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+            | Pixel::YUVJ440P
+            | Pixel::YUV411P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8 => Some(self.plane(0)),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Picture {

@@ -34,6 +34,7 @@ mod mjpeg_camera;
 mod mjpeg_reader;
 mod process;
 mod rtsp;
+mod scene;
 mod snapshot;
 
 pub use crate::camhub::{rewrite_listen, Camhub};
@@ -46,6 +47,7 @@ pub use crate::media::{
 pub use crate::mjpeg_camera::OneClientMjpegCamera;
 pub use crate::mjpeg_reader::{FrameCounter, MjpegReader, StalledClient};
 pub use crate::rtsp::{RtspEvent, RtspServer, RtspServerOptions, RTSP_SERVER_SCRIPT};
+pub use crate::scene::{Action, Cue, Scene};
 pub use crate::snapshot::{SnapshotMode, SnapshotServer};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).

@@ -13,7 +13,7 @@ use crate::hub::status::{Metrics, LATENCY_BUCKETS};
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     type Getter = fn(&crate::hub::Camera) -> f64;
-    let families: [(&str, &str, &str, Getter); 13] = [
+    let families: [(&str, &str, &str, Getter); 17] = [
         ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
         ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
         ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
@@ -26,6 +26,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_viewer_queued_bytes_max", "gauge", "Largest number of bytes one viewer (MJPEG, WebSocket, snapshot) has been handed but not yet accepted.", |c| c.queued_bytes().1 as f64),
         ("camhub_viewer_queued_bytes", "gauge", "Bytes handed to all viewers (MJPEG, WebSocket, snapshot) but not yet accepted; a grid WebSocket counts toward each camera it shows.", |c| c.queued_bytes().0 as f64),
         ("camhub_placeholders_rendered_total", "counter", "Placeholder pictures rendered (once per camera, size and status text, shared by all viewers).", |c| Metrics::get(&c.metrics.placeholders_rendered) as f64),
+        ("camhub_motion_frames_total", "counter", "Pictures analysed by motion detection.", |c| Metrics::get(&c.metrics.motion_frames) as f64),
+        ("camhub_motion_seconds_total", "counter", "CPU time spent in motion detection.", |c| Metrics::get(&c.metrics.motion_ns) as f64 / 1e9),
+        ("camhub_motion_events_total", "counter", "Motion events started (stored or not).", |c| c.motion.state.borrow().starts as f64),
+        ("camhub_motion_active", "gauge", "1 while motion is in progress.", |c| f64::from(u8::from(c.motion.state.borrow().active))),
         ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
     ];
     let cameras = state.hub.cameras();

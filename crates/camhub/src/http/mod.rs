@@ -5,8 +5,10 @@
 pub mod access;
 pub mod account;
 pub mod api;
+pub mod camera_ws;
 pub mod config_api;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod mjpeg;
 pub mod query;
@@ -149,7 +151,39 @@ pub fn routes() -> Vec<Route> {
             Rule::Camera,
             get(snapshot::frame),
         ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/ws",
+            Rule::Camera,
+            get(camera_ws::camera_ws),
+        ),
         route(M::GET, "/api/ws", Rule::Viewer, get(ws::grid)),
+        route(M::GET, "/api/events", Rule::Viewer, get(events::list)),
+        route(
+            M::GET,
+            "/api/events/histogram",
+            Rule::Viewer,
+            get(events::histogram),
+        ),
+        route(M::GET, "/api/events/{id}", Rule::Viewer, get(events::one)),
+        route(
+            M::DELETE,
+            "/api/events/{id}",
+            Rule::Admin,
+            delete(events::remove),
+        ),
+        route(
+            M::GET,
+            "/api/events/{id}/snapshot.jpeg",
+            Rule::Viewer,
+            get(events::snapshot),
+        ),
+        route(
+            M::GET,
+            "/api/events/{id}/frames/{file}",
+            Rule::Viewer,
+            get(events::frame),
+        ),
         route(M::GET, "/metrics", Rule::Metrics, get(metrics::metrics)),
         route(M::GET, "/healthz", Rule::Public, get(|| async { "ok\n" })),
     ]

@@ -23,6 +23,7 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
+use crate::hub::motion::MotionState;
 use crate::hub::status::{Metrics, Status};
 use crate::hub::{Camera, Subscription, VariantKey};
 
@@ -63,6 +64,10 @@ struct Sub {
     key: VariantKey,
     frames: Subscription,
     status: watch::Receiver<Status>,
+    /// The camera's motion state: the grid shows a badge per camera.
+    motion: watch::Receiver<MotionState>,
+    /// (events started, active) as last told.
+    motion_seen: (u64, bool),
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
 }
@@ -78,11 +83,15 @@ impl Sub {
         // The status of the stream that serves this size (the substream for small tiles).
         let status = frames.camera().status.subscribe();
         frames.camera().register_queue(bytes);
+        let motion = camera.motion.state.subscribe();
         Sub {
             camera,
             key,
             frames,
             status,
+            motion,
+            // Told at subscription (see `motion_msg`).
+            motion_seen: (0, false),
             min_interval,
             last_sent: None,
         }
@@ -103,6 +112,7 @@ impl Sub {
 enum Wake {
     Frame(usize),
     Status(usize),
+    Motion(usize),
     Gone(usize),
 }
 
@@ -130,6 +140,7 @@ async fn session(
                     tokio::select! {
                         r = s.frames.wait_new() => if r { Wake::Frame(i) } else { Wake::Gone(i) },
                         r = s.status.changed() => if r.is_ok() { Wake::Status(i) } else { Wake::Gone(i) },
+                        r = s.motion.changed() => if r.is_ok() { Wake::Motion(i) } else { Wake::Gone(i) },
                     }
                 })
             });
@@ -151,12 +162,14 @@ async fn session(
                     let status = s.status.borrow_and_update().clone();
                     vec![status_msg(&s.camera, &status)]
                 }
+                Wake::Motion(i) => motion_msg(&mut subs[i], false).into_iter().collect(),
                 Wake::Gone(i) => {
                     let gone = subs.remove(i);
                     match gone.follow(&state, &bytes) {
                         Some(mut sub) => {
                             let status = sub.status.borrow_and_update().clone();
                             let mut out = vec![status_msg(&sub.camera, &status)];
+                            out.extend(motion_msg(&mut sub, true));
                             out.extend(frame_messages(&mut sub));
                             subs.push(sub);
                             out
@@ -229,6 +242,7 @@ fn subscribe(
                 let mut sub = Sub::new(camera, key, frames, min_interval, bytes);
                 let status = sub.status.borrow_and_update().clone();
                 out.push(status_msg(&sub.camera, &status));
+                out.extend(motion_msg(&mut sub, true));
                 out.extend(frame_messages(&mut sub));
                 subs.push(sub);
             }
@@ -260,7 +274,24 @@ fn frame_messages(sub: &mut Sub) -> Vec<Message> {
     ]
 }
 
-fn status_msg(cam: &Camera, s: &Status) -> Message {
+/// A camera's motion as a grid message, when it changed: a start or an end since last told
+/// (`always`: the current state, at subscription). Box updates are left to the camera WebSocket:
+/// a grid needs the badge, not ten messages a second.
+fn motion_msg(sub: &mut Sub, always: bool) -> Option<Message> {
+    let m = sub.motion.borrow_and_update().clone();
+    let seen = (m.starts, m.active);
+    if !always && seen == sub.motion_seen {
+        return None;
+    }
+    sub.motion_seen = seen;
+    Some(text_msg(json!({
+        "type": "motion", "camera": sub.camera.id(), "active": m.active,
+        "detecting": m.detecting, "event": m.event.as_ref().map(super::camera_ws::event_json),
+    })))
+}
+
+/// A camera's status as a WebSocket message (the grid's and the camera WebSocket's).
+pub(crate) fn status_msg(cam: &Camera, s: &Status) -> Message {
     text_msg(json!({
         "type": "status", "camera": cam.id(), "state": s.state, "reason": s.reason,
         "codec": s.codec, "width": s.width, "height": s.height, "fps": s.fps,
@@ -269,6 +300,6 @@ fn status_msg(cam: &Camera, s: &Status) -> Message {
     }))
 }
 
-fn text_msg(v: serde_json::Value) -> Message {
+pub(crate) fn text_msg(v: serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
 }

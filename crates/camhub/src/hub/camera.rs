@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use super::encode::EncodeHandle;
+use super::motion::MotionHandle;
 use super::pipeline::{DecodeHandle, Tick};
 use super::status::{FailureKind, Metrics, State, Status};
 use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
@@ -82,6 +83,8 @@ pub struct Camera {
     /// Placeholder JPEGs made for this camera (size, text lines → JPEG), shared by all its viewers;
     /// at most [`PLACEHOLDERS_KEPT`].
     placeholders: Mutex<Vec<Placeholder>>,
+    /// Motion detection (a picture-tap consumer of the substream, if any, else of this stream).
+    pub motion: Arc<MotionHandle>,
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
     /// small variants are made from it, so a grid decodes small streams, not full ones.
     pub substream: Option<Arc<Camera>>,
@@ -104,6 +107,8 @@ impl Camera {
                 id: format!("{}/sub", config.id),
                 source: spec,
                 substream: None,
+                // Motion is the main camera's (it analyses this substream itself).
+                motion: None,
                 // The substream serves small variants on demand only.
                 always_on: false,
                 ..config.clone()
@@ -130,7 +135,8 @@ impl Camera {
             decode.clone(),
             metrics.clone(),
         ));
-        Arc::new(Camera {
+        Arc::new_cyclic(|me| Camera {
+            motion: Arc::new(MotionHandle::new(me.clone(), config.motion.clone())),
             substream,
             config,
             variants,
@@ -175,6 +181,15 @@ impl Camera {
     /// any consumer, or the upstream closes after `idle_timeout`.
     pub fn subscribe_pictures(self: &Arc<Self>) -> PictureSubscriber {
         let sub = self.decode.subscribe_pictures();
+        self.touch();
+        self.ensure_running();
+        sub
+    }
+
+    /// Like [`Camera::subscribe_pictures`], for a consumer that analyses pictures and never shows
+    /// them (motion detection; see [`PictureTap::analysis_only`]).
+    pub fn subscribe_pictures_analysing(self: &Arc<Self>) -> PictureSubscriber {
+        let sub = self.decode.subscribe_pictures_analysing();
         self.touch();
         self.ensure_running();
         sub
@@ -346,6 +361,11 @@ impl Camera {
         if let Some(sub) = &self.substream {
             sub.stop();
         }
+    }
+
+    /// True once the camera was stopped or retired for good (shutdown, config reload).
+    pub fn retired(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// True while the upstream task runs (this stream or its substream).

@@ -3,6 +3,7 @@
 
 pub mod camera;
 pub mod encode;
+pub mod motion;
 pub mod pipeline;
 pub mod render;
 pub mod status;
@@ -11,7 +12,7 @@ pub mod variants;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use camera::{Camera, Subscription};
 use camhub_config::Config;
@@ -19,6 +20,7 @@ pub use status::{State, Status};
 pub use variants::{JpegFrame, VariantKey};
 
 use crate::error::{Error, ErrorKind};
+use crate::events::Events;
 use crate::source::SourceOpener;
 
 /// Milliseconds since the Unix epoch, now: the wall clock camhub stamps frames, heartbeats,
@@ -37,6 +39,12 @@ pub struct Hub {
     opener: SourceOpener,
     /// The `[server]` settings (as at start: changing them needs a restart).
     pub server: camhub_config::Server,
+    /// `[events]` (as at start).
+    events_config: camhub_config::Events,
+    /// The store login opened, shared with the events.
+    store: Mutex<Option<Arc<camhub_store::Store>>>,
+    /// The motion events, opened when the first camera with motion enabled starts.
+    events: Mutex<Option<Arc<Events>>>,
 }
 
 /// The cameras, in config order and by id.
@@ -86,7 +94,72 @@ impl Hub {
             set: RwLock::new(Arc::new(CameraSet::new(cameras))),
             opener,
             server: config.server.clone(),
+            events_config: config.events.clone(),
+            store: Mutex::new(None),
+            events: Mutex::new(None),
         })
+    }
+
+    /// Shares the store login opened (call before [`Hub::start`]): events go into the same file.
+    pub fn set_store(&self, store: Option<Arc<camhub_store::Store>>) {
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    /// The motion events: open once a camera with motion needed them, or when a store exists
+    /// (login opened it, or an earlier run left `camhub.db`: its history stays browsable after
+    /// motion was turned off). None otherwise; no directory is created for asking.
+    pub fn events(&self) -> Option<Arc<Events>> {
+        if let Some(e) = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Some(e);
+        }
+        let has_store = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+            || self
+                .server
+                .data_dir
+                .join(camhub_store::DB_FILE_NAME)
+                .exists();
+        if has_store {
+            self.open_events()
+        } else {
+            None
+        }
+    }
+
+    /// The motion events, opened (in `data_dir`) on first use; None when they cannot be opened
+    /// (logged: detection goes on, nothing is stored).
+    fn open_events(&self) -> Option<Arc<Events>> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.is_none() {
+            let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match Events::open(&self.server.data_dir, &self.events_config, store) {
+                Ok(e) => {
+                    e.spawn_retention();
+                    *events = Some(e);
+                }
+                Err(e) => tracing::warn!("motion events will not be stored: {e}"),
+            }
+        }
+        events.clone()
+    }
+
+    /// Starts what runs without viewers: `always_on` cameras and motion detection.
+    fn start_camera(&self, cam: &Arc<Camera>) {
+        if cam.config.always_on {
+            cam.ensure_running();
+        }
+        if cam.motion.enabled() {
+            cam.motion.set_events(self.open_events());
+            cam.motion.ensure_running();
+        }
     }
 
     fn build(
@@ -146,16 +219,17 @@ impl Hub {
                 cam.retire();
             }
         }
-        for cam in new.cameras.iter().filter(|c| c.config.always_on) {
-            cam.ensure_running();
+        for cam in &new.cameras {
+            self.start_camera(cam);
         }
         applied
     }
 
-    /// Starts the cameras configured `always_on`. Call inside the tokio runtime.
+    /// Starts the cameras configured `always_on` and motion detection where it is enabled. Call
+    /// inside the tokio runtime.
     pub fn start(&self) {
-        for cam in self.set().cameras.iter().filter(|c| c.config.always_on) {
-            cam.ensure_running();
+        for cam in &self.set().cameras {
+            self.start_camera(cam);
         }
     }
 

@@ -136,6 +136,14 @@ impl DecodeHandle {
         sub
     }
 
+    /// Like [`DecodeHandle::subscribe_pictures`], for a consumer that only analyses pictures
+    /// (motion detection): while all consumers are such, decoding skips the deblocking filter.
+    pub fn subscribe_pictures_analysing(self: &Arc<Self>) -> PictureSubscriber {
+        let sub = self.pictures.subscribe_analysing();
+        self.ensure_running();
+        sub
+    }
+
     /// True while the decode thread runs.
     pub fn is_running(&self) -> bool {
         self.worker.is_running()
@@ -285,6 +293,9 @@ impl<'a> Decode<'a> {
         };
         let behind = sub.pending() > 2;
         decoder.skip_non_reference(behind);
+        // Only motion detection looks at these pictures: no deblocking (the next viewer's pictures
+        // are filtered again at once; their blockiness drifts out by the next keyframe).
+        decoder.skip_loop_filter(self.h.pictures.analysis_only());
         let cpu = thread_cpu_time();
         let result = decoder.decode(&p.data, Some(p.pts));
         Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));

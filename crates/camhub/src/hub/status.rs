@@ -165,6 +165,11 @@ pub struct Metrics {
     pub frames_out: AtomicU64,
     /// Placeholder JPEGs rendered (once per camera, size and status text).
     pub placeholders_rendered: AtomicU64,
+    /// Pictures analysed by motion detection.
+    pub motion_frames: AtomicU64,
+    /// Nanoseconds of CPU spent in motion detection (downscale and analysis; a JPEG camera's
+    /// scaled decode included).
+    pub motion_ns: AtomicU64,
     /// Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.
     pub added_latency: Histogram,
 }

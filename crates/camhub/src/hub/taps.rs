@@ -354,6 +354,8 @@ pub struct PictureTap {
     cond: Condvar,
     seq: AtomicU64,
     subscribers: AtomicUsize,
+    /// Subscribers that only analyse pictures (motion detection), never show them.
+    analysing: AtomicUsize,
 }
 
 impl Default for PictureTap {
@@ -363,6 +365,7 @@ impl Default for PictureTap {
             cond: Condvar::new(),
             seq: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
+            analysing: AtomicUsize::new(0),
         }
     }
 }
@@ -410,13 +413,29 @@ impl PictureTap {
         self.subscribers.load(Ordering::SeqCst)
     }
 
+    /// True while every subscriber only analyses pictures (nobody will see them): the decoder
+    /// may then cut corners that only the eye would notice.
+    pub fn analysis_only(&self) -> bool {
+        let all = self.subscribers.load(Ordering::SeqCst);
+        all > 0 && self.analysing.load(Ordering::SeqCst) >= all
+    }
+
     /// A new subscriber. Callers normally go through the camera, which also starts decoding.
     pub fn subscribe(self: &Arc<Self>) -> PictureSubscriber {
         self.subscribers.fetch_add(1, Ordering::SeqCst);
         PictureSubscriber {
             tap: self.clone(),
             last_seq: 0,
+            analysing: false,
         }
+    }
+
+    /// A new subscriber that only analyses the pictures (see [`PictureTap::analysis_only`]).
+    pub fn subscribe_analysing(self: &Arc<Self>) -> PictureSubscriber {
+        self.analysing.fetch_add(1, Ordering::SeqCst);
+        let mut sub = self.subscribe();
+        sub.analysing = true;
+        sub
     }
 }
 
@@ -424,6 +443,7 @@ impl PictureTap {
 pub struct PictureSubscriber {
     tap: Arc<PictureTap>,
     last_seq: u64,
+    analysing: bool,
 }
 
 impl PictureSubscriber {
@@ -457,6 +477,9 @@ impl PictureSubscriber {
 
 impl Drop for PictureSubscriber {
     fn drop(&mut self) {
+        if self.analysing {
+            self.tap.analysing.fetch_sub(1, Ordering::SeqCst);
+        }
         self.tap.subscribers.fetch_sub(1, Ordering::SeqCst);
     }
 }
