@@ -79,10 +79,11 @@ async fn collect_events(ws: &mut Ws, until_frame: i64) -> Vec<(i64, i64, Option<
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(60 + 2 * u64::try_from(until_frame).unwrap() / u64::from(FPS));
     while let Some(m) = next(ws, Duration::from_secs(30)).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no end past frame {until_frame} in time; events so far {events:?}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            // The callers' checks say what is missing (with camhub's log).
+            eprintln!("no end past frame {until_frame} in time; events so far {events:?}");
+            break;
+        }
         let Ok(m) = m else {
             panic!("a JPEG in off mode");
         };
@@ -436,4 +437,51 @@ async fn an_event_survives_kill_9_and_is_closed_at_its_last_frame() {
         .map(|b| b["events"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 1, "{histogram}");
+}
+
+/// A camera with a substream is analysed on the substream, and its polygons are in the main
+/// picture's pixels: a zone over the bottom-right quarter of the 1280x720 main picture is the
+/// bottom-right quarter of the 640x360 substream (read as substream pixels it would lie outside the
+/// picture, and nothing would ever move in it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_substream_is_analysed_with_polygons_in_main_stream_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = Scene {
+        width: 640,
+        height: 360,
+        fps: FPS,
+        frames: 300,
+        noise: 4.0,
+        cues: vec![object(125, 225, 96, 48, (360, 220), (520, 290))],
+    };
+    let file = render(&scene, dir.path(), "sub");
+    let config = format!(
+        r#"
+[[camera]]
+id = "cam"
+url = "demo:?width=1280&height=720&fps=5"
+substream_url = "ffmpeg:{}"
+[camera.motion]
+end_after = "1s"
+zones = [[[640, 360], [1280, 360], [1280, 720], [640, 720]]]
+"#,
+        file.display()
+    );
+    let hub = common::start(&config).await;
+    let mut ws = camera_ws(&hub, "cam").await;
+    let events = collect_events(&mut ws, 225).await;
+    assert_eq!(events.len(), 1, "{events:?}\n{}", hub.log_tail(40));
+    let (first, confirmed, _) = events[0];
+    assert!(
+        first >= 125 && confirmed <= 125 + START_WITHIN,
+        "{events:?}: the object came at frame 125"
+    );
+    // The substream did the work; the main stream was connected only to learn its size.
+    let metrics = common::get(&hub.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("camhub_motion_frames_total{camera=\"cam\"}"),
+        "{metrics}"
+    );
+    let cam = common::get(&hub.url("/api/cameras/cam")).await.json();
+    assert_eq!(cam["width"], 1280, "{cam}");
 }

@@ -38,6 +38,8 @@ const SNAPSHOT_GROWTH: f32 = 1.25;
 const SNAPSHOT_EVERY_MS: i64 = 500;
 /// The first interval between stored frames; it doubles whenever the frames are thinned.
 const FIRST_FRAME_INTERVAL_MS: i64 = 1000;
+/// How long the main stream is given to show one picture (to learn the size polygons are in).
+const MAIN_PROBE_FOR: Duration = Duration::from_secs(60);
 
 /// The current (or last) event of a camera, as viewers are told.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,8 +238,10 @@ struct Run<'a> {
     last_clock: Option<(i64, i64)>,
     /// Unix ms of the last picture (for ending an event when pictures stop).
     last_frame_unix: i64,
-    /// The main stream was connected once to learn its size (see [`Run::main_size`]).
-    asked_main_size: bool,
+    /// Decoding the main stream to learn its size, since when (see [`Run::main_size`]).
+    main_probe: Option<(super::taps::PictureSubscriber, std::time::Instant)>,
+    /// The main stream gave no picture in time: polygons stay in the analysed picture's pixels.
+    main_probe_given_up: bool,
     stored: Option<Stored>,
     jpeg_decoder: JpegDecoder,
     encoder: JpegEncoder,
@@ -270,7 +274,8 @@ impl<'a> Run<'a> {
             last_t: None,
             last_clock: None,
             last_frame_unix: 0,
-            asked_main_size: false,
+            main_probe: None,
+            main_probe_given_up: false,
             stored: None,
             jpeg_decoder: JpegDecoder::new()?,
             encoder: JpegEncoder::new()?,
@@ -313,9 +318,10 @@ impl<'a> Run<'a> {
     }
 
     /// The size of the camera's main picture, which polygons are given in: known from its status
-    /// once it was connected. A camera analysed on its substream whose main stream was not seen
-    /// yet is connected once (like a short viewer: it closes after `idle_timeout`) to learn it;
-    /// until then the polygons are taken in the analysed picture's pixels.
+    /// once a picture of it was decoded. A camera analysed on its substream whose main picture was
+    /// not seen yet has its main stream decoded until one picture is (like a short viewer; the
+    /// connection closes after `idle_timeout`); until then polygons are taken in the analysed
+    /// picture's pixels.
     fn main_size(&mut self, analysed: (u32, u32)) -> (u32, u32) {
         if self.cam.substream.is_none() {
             return analysed;
@@ -324,18 +330,33 @@ impl<'a> Run<'a> {
             let s = self.cam.status.borrow();
             s.width.zip(s.height)
         };
-        match known {
-            Some(size) => size,
-            None => {
-                let polygons = !self.settings.masks.is_empty() || !self.settings.zones.is_empty();
-                if polygons && !self.asked_main_size {
-                    self.asked_main_size = true;
-                    self.cam.touch();
-                    self.cam.ensure_running();
+        if let Some(size) = known {
+            self.main_probe = None;
+            return size;
+        }
+        let polygons = !self.settings.masks.is_empty() || !self.settings.zones.is_empty();
+        if polygons {
+            match &self.main_probe {
+                Some((_, since)) if since.elapsed() > MAIN_PROBE_FOR => {
+                    warn!(
+                        "the main stream gave no picture within {}s: motion masks and zones are \
+                         read as pixels of the substream for now",
+                        MAIN_PROBE_FOR.as_secs()
+                    );
+                    self.main_probe = None;
+                    self.main_probe_given_up = true;
                 }
-                analysed
+                Some(_) => self.cam.touch(),
+                None if !self.main_probe_given_up => {
+                    self.main_probe = Some((
+                        self.cam.subscribe_pictures_analysing(),
+                        std::time::Instant::now(),
+                    ));
+                }
+                None => {}
             }
         }
+        analysed
     }
 
     fn frame(&mut self, frame: &Frame) {
