@@ -10,9 +10,12 @@
 //   one stays until then. Swapping an <img>'s src per frame instead left a 1280-wide tile black in
 //   Chromium's screenshots (tests/ui.rs: the_grid_never_blinks).
 // - A link that says nothing for 12 s (no frame, no heartbeat) is dead: show a banner and reconnect.
+// - Motion: the server tells each camera's motion starts and ends (`{"type":"motion"}`); a tile shows a
+//   "motion" badge while it lasts, and when the last motion was.
 //
-// Test hooks: each tile has data-camera, data-seq (seq of the frame shown), data-frames (frames shown)
-// and its picture is the <canvas> of class "tile-img"; window.camhub.tiles() summarises them.
+// Test hooks: each tile has data-camera, data-seq (seq of the frame shown), data-frames (frames shown),
+// data-motion (active, quiet or off) and its picture is the <canvas> of class "tile-img";
+// window.camhub.tiles() summarises them.
 'use strict';
 
 (function () {
@@ -82,7 +85,9 @@
     const overlayTitle = el('span', 'overlay-title');
     const overlayReason = el('span', 'overlay-reason');
     overlay.append(overlayTitle, overlayReason);
-    media.append(canvas, overlay);
+    const motionBadge = el('span', 'motion-badge', 'motion');
+    motionBadge.hidden = true;
+    media.append(canvas, overlay, motionBadge);
 
     const head = el('div', 'tile-head');
     const name = el('a', 'tile-name');
@@ -96,7 +101,9 @@
     const info = el('div', 'tile-info');
     const details = el('span', 'tile-details');
     const err = el('span', 'tile-error');
-    info.append(details, err);
+    const lastMotion = el('a', 'tile-motion');
+    lastMotion.href = 'history?camera=' + encodeURIComponent(cam.id);
+    info.append(details, err, lastMotion);
 
     root.append(media, head, info);
 
@@ -104,7 +111,9 @@
       id: cam.id,
       cam: Object.assign({}, cam),
       root, media, canvas, overlay, overlayTitle, overlayReason, name, stateText, details, err,
+      motionBadge, lastMotion,
       context: canvas.getContext('2d'),
+      motion: { active: false, detecting: false, last: 0, since: 0 },
       wsError: null,       // error the WebSocket reported for this subscription
       seq: null,
       frames: 0,
@@ -113,6 +122,7 @@
       gone: false,         // the tile was removed: a decode that finishes later draws nothing
     };
     renderTile(tile);
+    renderMotion(tile);
     if (window.ResizeObserver) resizeObserver.observe(media);
     return tile;
   }
@@ -200,6 +210,42 @@
     tile.overlay.hidden = title === '';
     tile.overlayTitle.textContent = title;
     tile.overlayReason.textContent = reason;
+  }
+
+  // The camera's motion as the server told it: {active, detecting, event} (event: the current or
+  // last one, with start_ms and end_ms).
+  function mergeMotion(tile, msg) {
+    const m = tile.motion;
+    const e = msg.event && typeof msg.event === 'object' ? msg.event : null;
+    m.active = !!msg.active;
+    m.detecting = !!msg.detecting;
+    if (m.active) m.since = e && typeof e.start_ms === 'number' ? e.start_ms : Date.now();
+    const last = e ? (typeof e.end_ms === 'number' ? e.end_ms : e.start_ms) : null;
+    if (typeof last === 'number') m.last = Math.max(m.last, last);
+    else if (m.active) m.last = Date.now();
+    renderMotion(tile);
+  }
+
+  function hhmm(ms) {
+    const d = new Date(ms);
+    return String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+  }
+
+  function renderMotion(tile) {
+    const m = tile.motion;
+    tile.root.dataset.motion = m.active ? 'active' : (m.detecting ? 'quiet' : 'off');
+    tile.root.classList.toggle('tile--motion', m.active);
+    tile.motionBadge.hidden = !m.active;
+    tile.motionBadge.title = m.active ? 'Motion since ' + new Date(m.since).toLocaleTimeString() : '';
+    if (m.last) {
+      const d = new Date(m.last);
+      const today = d.toDateString() === new Date().toDateString();
+      tile.lastMotion.textContent = m.active ? 'motion now' : 'last motion ' + (today ? hhmm(m.last) : d.toLocaleDateString() + ' ' + hhmm(m.last));
+      tile.lastMotion.title = 'Last motion ' + d.toLocaleString() + ' — open the motion history';
+    } else {
+      tile.lastMotion.textContent = '';
+      tile.lastMotion.title = '';
+    }
   }
 
   // A frame arrived for this tile: it becomes the newest waiting frame (replacing an older one that
@@ -430,6 +476,11 @@
         }
         break;
       }
+      case 'motion': {
+        const tile = tiles.get(msg.camera);
+        if (tile) mergeMotion(tile, msg);
+        break;
+      }
       case 'error': {
         const tile = msg.camera !== undefined ? tiles.get(msg.camera) : undefined;
         if (tile) {
@@ -553,11 +604,17 @@
 
   // session.js put the login helpers here first.
   window.camhub = Object.assign(window.camhub || {}, {
-    /** {id: {seq, frames, loaded}} for every tile — used by the headless browser tests. */
+    /** {id: {seq, frames, loaded, motion}} for every tile — used by the headless browser tests. */
     tiles: function () {
       const out = {};
       for (const [id, t] of tiles) {
-        out[id] = { seq: t.seq, frames: t.frames, loaded: t.frames > 0 && t.canvas.width > 0 };
+        out[id] = {
+          seq: t.seq,
+          frames: t.frames,
+          loaded: t.frames > 0 && t.canvas.width > 0,
+          motion: t.motion.active,
+          lastMotion: t.motion.last || null,
+        };
       }
       return out;
     },

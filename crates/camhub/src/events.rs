@@ -149,6 +149,7 @@ impl Events {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use camhub_store::EventUpdate;

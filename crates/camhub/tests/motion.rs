@@ -349,6 +349,21 @@ async fn websocket_sends_pictures_only_during_motion_and_switches_modes() {
             _ => {}
         }
     }
+    // The mode to start in, from the URL; a bad one is refused before the upgrade.
+    let url = hub.url("/api/cameras/cam/ws?mode=off").replacen("http", "ws", 1);
+    let (mut off, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let hello = next(&mut off, Duration::from_secs(10)).await.unwrap().unwrap();
+    assert_eq!(hello["mode"], "off", "{hello}");
+    let url = hub.url("/api/cameras/cam/ws?mode=loud").replacen("http", "ws", 1);
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 400);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("mode=motion|live|off"), "{body}");
+        }
+        other => panic!("a bad mode was not refused: {:?}", other.map(|_| ())),
+    }
     // Nothing was stored for a camera without [camera.motion].
     let list = common::get(&hub.url("/api/events")).await.json();
     assert_eq!(list["events"], serde_json::json!([]), "{list}");

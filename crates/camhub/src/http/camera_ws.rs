@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::{SinkExt, StreamExt};
@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::serve::ConnWritten;
 use super::ws::{status_msg, text_msg};
 use super::AppState;
+use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
 use crate::hub::motion::{EventInfo, MotionDemand, MotionState};
 use crate::hub::status::{Metrics, Status};
@@ -69,15 +70,45 @@ pub async fn camera_ws(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     conn: Option<Extension<ConnWritten>>,
 ) -> Response {
     let camera = match state.hub.camera(&id) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let mode = match initial_mode(query.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
     let bytes = ViewerBytes::new(conn.map(|Extension(ConnWritten(w))| w));
     ws.max_message_size(16 * 1024)
-        .on_upgrade(move |socket| session(socket, state, camera, bytes))
+        .on_upgrade(move |socket| session(socket, state, camera, bytes, mode))
+}
+
+/// `?mode=motion|live|off`: the mode to start in (default `motion`), so a page that wants `off`
+/// does not start the detector for a moment first.
+fn initial_mode(query: Option<&str>) -> Result<Mode, Error> {
+    let mut mode = Mode::Motion;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match (k.as_ref(), v.as_ref()) {
+            ("mode", "motion") => mode = Mode::Motion,
+            ("mode", "live") => mode = Mode::Live,
+            ("mode", "off") => mode = Mode::Off,
+            ("token", _) => {}
+            (k, v) => {
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "{}={}: the only parameter is mode=motion|live|off",
+                        k.escape_default(),
+                        v.escape_default()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(mode)
 }
 
 /// One connection's state.
@@ -266,9 +297,16 @@ enum Wake {
     Status,
 }
 
-async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes: Arc<ViewerBytes>) {
+async fn session(
+    socket: WebSocket,
+    state: AppState,
+    camera: Arc<Camera>,
+    bytes: Arc<ViewerBytes>,
+    mode: Mode,
+) {
     let (mut sink, mut stream) = socket.split();
     let mut s = Session::new(camera, bytes.clone());
+    s.mode = mode;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut shutdown = state.shutdown.clone();
     let mut first = vec![

@@ -77,6 +77,7 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/", Rule::Page, get(web::index)),
         route(M::GET, "/cameras/{id}", Rule::Page, get(web::camera_page)),
         route(M::GET, "/settings", Rule::Page, get(web::settings_page)),
+        route(M::GET, "/history", Rule::Page, get(web::history_page)),
         route(M::GET, "/login", Rule::Public, get(account::login_page)),
         // The UI's scripts and stylesheet: the login page needs them before anyone logs in.
         route(M::GET, "/{file}", Rule::Public, get(web::asset)),

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 const INDEX: &str = include_str!("../../../../web/index.html");
 const CAMERA: &str = include_str!("../../../../web/camera.html");
 const SETTINGS: &str = include_str!("../../../../web/settings.html");
+const HISTORY: &str = include_str!("../../../../web/history.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "app.js",
@@ -23,6 +24,39 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "camera.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/camera.js"),
+    ),
+    (
+        "camera-link.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/camera-link.js"),
+    ),
+    (
+        "camera-picture.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/camera-picture.js"),
+    ),
+    (
+        "alerts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/alerts.js"),
+    ),
+    (
+        "history.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/history.js"),
+    ),
+    // The service worker only shows notifications on phones (Android allows them no other way);
+    // served from the base path, so its scope is the whole UI.
+    (
+        "sw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/sw.js"),
+    ),
+    // Lets phones add the UI to the home screen as an app (iOS allows notifications only then).
+    (
+        "manifest.webmanifest",
+        "application/manifest+json",
+        include_str!("../../../../web/manifest.webmanifest"),
     ),
     (
         "session.js",
@@ -100,6 +134,12 @@ pub async fn camera_page(
 /// `/settings`: API tokens (the page asks the API, which answers admins only).
 pub async fn settings_page(State(state): State<AppState>) -> Response {
     html(&state, SETTINGS)
+}
+
+/// `/history`: motion history, a bar chart of motion over time and the events behind each bar
+/// (the page asks the events API, which shows each user their cameras' events only).
+pub async fn history_page(State(state): State<AppState>) -> Response {
+    html(&state, HISTORY)
 }
 
 /// `/{file}` for the UI's scripts and stylesheet.
