@@ -409,6 +409,8 @@
     // Relative to the page's <base href> (camhub may be served under a prefix), as ws: or wss:.
     const url = new URL(api + '/ws', document.baseURI);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    // Start in the page's mode: a page in live or off never starts the detector for a moment.
+    url.searchParams.set('mode', WS_MODE[mode]);
     return url.href;
   }
 
