@@ -2,13 +2,15 @@
 //!
 //! Layers, in dependency order (nothing imports `http`): [`source`] talks to cameras and yields
 //! compressed frames; [`hub`] owns each camera's lifecycle (on-demand connection, reconnect, the
-//! decode/encode thread, latest-value fan-out of JPEG variants); [`http`] serves it all.
+//! decode/encode thread, latest-value fan-out of JPEG variants); [`http`] serves it all;
+//! [`mqtt`] publishes the cameras' motion to a broker.
 
 pub mod auth;
 pub mod error;
 pub mod events;
 pub mod http;
 pub mod hub;
+pub mod mqtt;
 pub mod reload;
 pub mod source;
 

@@ -304,6 +304,13 @@ fn check(path: &Path, strict: bool) -> ExitCode {
                     println!("  {:<20} {}", format!("{}/sub", cam.id), sub.redacted);
                 }
             }
+            if let Some(m) = &config.mqtt {
+                let discovery = if m.discovery { "on" } else { "off" };
+                println!(
+                    "  mqtt: {} (topics {}/…, Home Assistant discovery {discovery})",
+                    m.url, m.topic_prefix
+                );
+            }
             if config.cameras.is_empty() {
                 println!("warning: no [[camera]] tables: camhub will serve nothing");
             }
@@ -345,6 +352,7 @@ fn init_logging(config: &Config, format: LogFormat) {
         .iter()
         .flat_map(|c| std::iter::once(&c.source).chain(c.substream.as_ref()))
         .flat_map(|spec| spec.secrets.iter().cloned())
+        .chain(config.mqtt.iter().flat_map(camhub_config::Mqtt::secrets))
         .collect();
     secrets.sort();
     secrets.dedup();
@@ -498,6 +506,13 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     // Motion events go into the same file as tokens and sessions.
     hub.set_store(store);
     hub.start();
+    // Motion to the MQTT broker; one that is away is retried in the background.
+    let mqtt = match &config.mqtt {
+        Some(m) => {
+            Some(camhub::mqtt::Publisher::start(m, hub.clone()).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown_wait = shutdown_rx.clone();
     let reloader = Arc::new(camhub::reload::Reloader::new(path, config.clone()));
@@ -534,7 +549,13 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     serve::serve(listener, app(state), options, shutdown_wait).await;
     // Say goodbye to the cameras: close every connection, and wait (bounded) for each RTSP
     // session's TEARDOWN, so a camera with few session slots is free at once for the next start.
-    hub.shutdown(Duration::from_secs(3)).await;
+    // Meanwhile the broker is told camhub goes offline.
+    let goodbye = async {
+        if let Some(mqtt) = mqtt {
+            mqtt.shutdown(Duration::from_secs(2)).await;
+        }
+    };
+    tokio::join!(hub.shutdown(Duration::from_secs(3)), goodbye);
     info!("stopped");
     Ok(())
 }

@@ -55,7 +55,8 @@ impl std::fmt::Display for ReloadError {
 pub struct Outcome {
     /// What happened to each camera.
     pub cameras: Applied,
-    /// `[server]` keys whose new values apply only after a restart.
+    /// `[server]` keys (and the `mqtt` and `events` tables) whose new values apply only after a
+    /// restart.
     pub restart_needed: Vec<&'static str>,
     /// The file's warnings (as `camhub check` shows them).
     pub warnings: Vec<String>,
@@ -232,7 +233,14 @@ fn apply(
         return Err(ReloadError::NeedsRestart(why));
     }
     let cameras = hub.apply(&config);
-    let restart_needed = restart_keys(&running.server, &config.server);
+    let mut restart_needed = restart_keys(&running.server, &config.server);
+    // The MQTT connection and `[events]` are set up at start.
+    if running.mqtt != config.mqtt {
+        restart_needed.push("mqtt");
+    }
+    if running.events != config.events {
+        restart_needed.push("events");
+    }
     let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
     for w in &warnings {
         warn!("config: {w}");
@@ -246,7 +254,7 @@ fn apply(
     );
     if !restart_needed.is_empty() {
         warn!(
-            "config reloaded, but [server] {} take effect only after a restart",
+            "config reloaded, but {} take effect only after a restart",
             restart_needed.join(", ")
         );
     }
@@ -262,6 +270,8 @@ fn apply(
         metrics: now.server.metrics,
         ..running.server.clone()
     };
+    now.mqtt = running.mqtt.clone();
+    now.events = running.events.clone();
     *running = now;
     Ok(Outcome {
         cameras,

@@ -137,6 +137,7 @@ impl Config {
             }],
             users: Vec::new(),
             events: Events::default(),
+            mqtt: None,
             warnings: Vec::new(),
         }
     }
@@ -187,6 +188,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// The `[events]` table: how long motion events are kept, and how much room they may take.
     pub events: Events,
+    /// The `[mqtt]` table: motion published to an MQTT broker; `None` without the table.
+    pub mqtt: Option<Mqtt>,
     /// Values that are valid but almost certainly a mistake (a placeholder host left from an
     /// example, an ESP32-CAM stream URL without `:81`, an `input_format` FFmpeg does not know), in
     /// file order, shaped like errors (place, key, message, fix). They never stop camhub;
@@ -452,6 +455,101 @@ impl Default for Events {
             retention: Duration::from_secs(30 * 86_400),
             max_size: 2_000_000_000,
         }
+    }
+}
+
+/// The `[mqtt]` table: each camera's motion published to an MQTT broker (state, events, Home
+/// Assistant discovery). The broker's address is taken apart once, here; the password is never
+/// shown: `Debug` writes `***` for it, and [`secrets`](Self::secrets) is what the log scrubber
+/// removes.
+///
+/// ```
+/// let c = camhub_config::parse(
+///     "[mqtt]\nurl = \"mqtts://broker.lan\"\nusername = \"camhub\"\npassword = \"s3cret\"\n",
+///     "c.toml",
+/// )
+/// .unwrap();
+/// let mqtt = c.mqtt.as_ref().unwrap();
+/// assert_eq!((mqtt.host.as_str(), mqtt.port, mqtt.tls), ("broker.lan", 8883, true));
+/// assert_eq!(mqtt.topic_prefix, "camhub");
+/// assert!(!format!("{c:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mqtt {
+    /// `url`: the broker as written, `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` (it holds no
+    /// credentials: those are refused in the URL).
+    pub url: String,
+    /// The broker's host name or IP address (an IPv6 address without its brackets).
+    pub host: String,
+    /// The broker's port (default 1883, or 8883 for `mqtts://`).
+    pub port: u16,
+    /// `mqtts://`: TLS (rustls), the broker's certificate checked against `ca_file` or, without
+    /// one, against the built-in Mozilla roots.
+    pub tls: bool,
+    /// `username` (default none: an anonymous connection).
+    pub username: Option<String>,
+    /// `password` (default none; needs `username`). Never logged or shown.
+    pub password: Option<String>,
+    /// `topic_prefix`: the first levels of camhub's topics (default `camhub`).
+    pub topic_prefix: String,
+    /// `client_id`: the MQTT client id; `None` = `camhub-HOSTNAME`, worked out at run time.
+    pub client_id: Option<String>,
+    /// `discovery`: publish Home Assistant MQTT discovery configs (default true).
+    pub discovery: bool,
+    /// `discovery_prefix`: Home Assistant's discovery prefix (default `homeassistant`).
+    pub discovery_prefix: String,
+    /// `node_id`: the discovery node id, part of every entity's `unique_id` (default `camhub`).
+    pub node_id: String,
+    /// `ca_file`: PEM certificate(s) to trust for `mqtts://` instead of the built-in roots (a
+    /// broker with a certificate of its own CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Mqtt {
+    /// `[mqtt]` with only `url` set (to `url`, whose `host`, `port` and `tls` are given apart).
+    pub fn new(url: &str, host: &str, port: u16, tls: bool) -> Mqtt {
+        Mqtt {
+            url: url.to_owned(),
+            host: host.to_owned(),
+            port,
+            tls,
+            username: None,
+            password: None,
+            topic_prefix: "camhub".to_owned(),
+            client_id: None,
+            discovery: true,
+            discovery_prefix: "homeassistant".to_owned(),
+            node_id: "camhub".to_owned(),
+            ca_file: None,
+        }
+    }
+
+    /// What a log or error scrubber must remove: the password, if any.
+    pub fn secrets(&self) -> Vec<String> {
+        self.password
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+impl fmt::Debug for Mqtt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mqtt")
+            .field("url", &self.url)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("topic_prefix", &self.topic_prefix)
+            .field("client_id", &self.client_id)
+            .field("discovery", &self.discovery)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("node_id", &self.node_id)
+            .field("ca_file", &self.ca_file)
+            .finish()
     }
 }
 

@@ -21,12 +21,16 @@ use crate::{
 };
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
+mod mqtt;
+
+use mqtt::MQTT_KEYS;
+
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 /// A polygon of `masks` or `zones`: its corners, `[x, y]` in pixels.
 type Polygon = Vec<[f64; 2]>;
 
-const TOP_KEYS: &[&str] = &["server", "camera", "user", "events"];
+const TOP_KEYS: &[&str] = &["server", "camera", "user", "events", "mqtt"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -117,6 +121,7 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
     let mut cameras = Vec::new();
     let mut users = Vec::new();
     let mut events = Events::default();
+    let mut mqtt = None;
     let mut spans = ServerSpans::default();
     for (key, value) in in_file_order(root.get_ref()) {
         match key.get_ref().as_ref() {
@@ -124,6 +129,7 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
             "camera" => cameras = cx.cameras(value),
             "user" => users = cx.users(value),
             "events" => events = cx.events(value),
+            "mqtt" => mqtt = cx.mqtt(value),
             _ => cx.unknown_key(key, "", TOP_KEYS),
         }
     }
@@ -139,6 +145,7 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
             cameras,
             users,
             events,
+            mqtt,
             warnings,
         })
     } else {
@@ -288,7 +295,22 @@ impl Cx<'_> {
         let list = valid.join(", ");
         let lower = name.to_ascii_lowercase();
         let in_motion = prefix.ends_with(".motion.");
-        let fix = if (prefix.is_empty() || prefix == "server.") && lower == "motion" {
+        // [mqtt]'s own keys (url, username and password are other tables' too).
+        let mqtt_only = MQTT_KEYS.contains(&lower.as_str())
+            && !["url", "username", "password"].contains(&lower.as_str());
+        let fix = if prefix == "mqtt." {
+            match mqtt::alias_fix(name) {
+                Some(fix) => fix,
+                None => match closest(name, valid) {
+                    Some(best) => format!("did you mean \"{best}\"? valid keys: {list}"),
+                    None => format!("valid keys: {list}"),
+                },
+            }
+        } else if (prefix.is_empty() || prefix == "server.") && mqtt_only {
+            format!(
+                "\"{name}\" is an [mqtt] key: put it after an [mqtt] line; valid keys here: {list}"
+            )
+        } else if (prefix.is_empty() || prefix == "server.") && lower == "motion" {
             format!("motion belongs to a camera: {MOTION_FIX}")
         } else if in_motion && CAMERA_KEYS.contains(&lower.as_str()) {
             // Every key after a [camera.motion] line is the table's, up to the next table.

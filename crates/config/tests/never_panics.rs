@@ -34,6 +34,19 @@ retention = "30d"
 max_size = "1.5GiB"
 "#;
 
+/// Every `[mqtt]` key: a URL, prefixes and ids to mutate.
+const MQTT_EXAMPLE: &str = r#"[mqtt]
+url = "mqtts://broker.lan:8883/"
+username = "camhub"
+password = "p@ss:w/rd"
+topic_prefix = "home/cams"
+client_id = "camhub-garage"
+discovery = true
+discovery_prefix = "homeassistant"
+node_id = "camhub_2"
+ca_file = "/etc/camhub/ca.pem"
+"#;
+
 /// Bytes that make mutations likely to stay near-TOML, so they reach the validator.
 const ALPHABET: &[u8] = b"[]{}=\"',.:/@?&#\n 019_-azAZms\\";
 
@@ -81,6 +94,11 @@ proptest! {
     fn mutated_motion_example(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<usize>()), 1..8)) {
         check(&mutate(MOTION_EXAMPLE, edits));
     }
+
+    #[test]
+    fn mutated_mqtt_example(edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<usize>()), 1..8)) {
+        check(&mutate(MQTT_EXAMPLE, edits));
+    }
 }
 
 #[test]
@@ -102,6 +120,11 @@ fn awkward_inputs() {
         "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { masks = [[[1e308, 1e309], [-0.0, nan], [-inf, 0]]] }\n",
         "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { masks = [[], [[]], [[[]]]], zones = [[[0, 0]]] }\n",
         "[[camera]]\nid = \"a\"\nurl = \"demo:\"\nmotion = { fps = 1e-320, min_area = 5e-324, threshold = 0x100 }\n",
+        "[mqtt]\nurl = \"mqtt://h:65536\"\n",
+        "[mqtt]\nurl = \"mqtt://\u{0}\"\nnode_id = \"\u{0}\"\n",
+        "[mqtt]\nurl = \"mqtts://[::1\"\n",
+        "[mqtt]\nurl = \"mqtt://h\"\ntopic_prefix = \"\u{1F600}/\u{0}\"\n",
+        "mqtt = { url = \"mqtt:\" }\n",
         &"[".repeat(10_000),
         &format!("a = {}", "[".repeat(10_000)),
     ] {

@@ -194,6 +194,7 @@ fn defaults() {
             cameras: vec![],
             users: vec![],
             events: Events::default(),
+            mqtt: None,
             warnings: vec![],
         }
     );
@@ -496,7 +497,7 @@ fn unknown_top_level_key() {
     assert_eq!(e.message, "unknown key \"cameras\"");
     assert_eq!(
         e.fix,
-        "did you mean \"camera\"? valid keys: server, camera, user, events"
+        "did you mean \"camera\"? valid keys: server, camera, user, events, mqtt"
     );
 
     let e = one("url = \"rtsp://h/x\"\n");

@@ -218,7 +218,7 @@ impl Session {
         text_msg(json!({
             "type": "mode", "camera": self.camera.id(), "mode": self.mode.as_str(),
             "motion_enabled": self.camera.motion.enabled(), "detecting": m.detecting,
-            "active": m.active, "event": m.event.as_ref().map(event_json),
+            "active": m.active, "event": m.event.as_ref().map(EventInfo::to_json),
         }))
     }
 
@@ -244,7 +244,11 @@ impl Session {
         let m = self.motion.borrow_and_update().clone();
         let mut out = Vec::new();
         let id = self.camera.id();
-        let event = m.event.as_ref().map(event_json).unwrap_or(Value::Null);
+        let event = m
+            .event
+            .as_ref()
+            .map(EventInfo::to_json)
+            .unwrap_or(Value::Null);
         if m.starts > self.starts_seen {
             // A start this client missed the end of (it was busy sending) still gets both.
             if self.active_seen {
@@ -427,19 +431,6 @@ async fn send_all(
         sink.send(m).await?;
     }
     Ok(())
-}
-
-/// An event as the WebSockets and the API show it.
-pub fn event_json(e: &EventInfo) -> Value {
-    json!({
-        "id": e.id,
-        "start": camhub_media::civil::rfc3339_ms(i64::try_from(e.start_ms).unwrap_or(i64::MAX)),
-        "end": e.end_ms.map(|ms| camhub_media::civil::rfc3339_ms(i64::try_from(ms).unwrap_or(i64::MAX))),
-        "start_ms": e.start_ms, "end_ms": e.end_ms,
-        "media_start_ms": e.media_start_ms, "media_at_ms": e.media_at_ms,
-        "peak_score": e.peak_score,
-        "box": e.peak_box.map(|b| [b.x, b.y, b.w, b.h]),
-    })
 }
 
 fn error_msg(e: &str) -> Message {

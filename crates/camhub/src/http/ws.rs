@@ -286,7 +286,7 @@ fn motion_msg(sub: &mut Sub, always: bool) -> Option<Message> {
     sub.motion_seen = seen;
     Some(text_msg(json!({
         "type": "motion", "camera": sub.camera.id(), "active": m.active,
-        "detecting": m.detecting, "event": m.event.as_ref().map(super::camera_ws::event_json),
+        "detecting": m.detecting, "event": m.event.as_ref().map(crate::hub::motion::EventInfo::to_json),
     })))
 }
 

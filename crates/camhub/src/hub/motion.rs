@@ -61,6 +61,24 @@ pub struct EventInfo {
     pub peak_box: Option<Rect>,
 }
 
+impl EventInfo {
+    /// The event as the WebSockets and MQTT show it (`docs/api.md`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let time = |ms: u64| camhub_media::civil::rfc3339_ms(i64::try_from(ms).unwrap_or(i64::MAX));
+        serde_json::json!({
+            "id": self.id,
+            "start": time(self.start_ms),
+            "end": self.end_ms.map(time),
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "media_start_ms": self.media_start_ms,
+            "media_at_ms": self.media_at_ms,
+            "peak_score": self.peak_score,
+            "box": self.peak_box.map(|b| [b.x, b.y, b.w, b.h]),
+        })
+    }
+}
+
 /// What viewers are told about a camera's motion; changes are published through a `watch`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MotionState {
