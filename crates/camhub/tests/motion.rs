@@ -350,11 +350,20 @@ async fn websocket_sends_pictures_only_during_motion_and_switches_modes() {
         }
     }
     // The mode to start in, from the URL; a bad one is refused before the upgrade.
-    let url = hub.url("/api/cameras/cam/ws?mode=off").replacen("http", "ws", 1);
-    let (mut off, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
-    let hello = next(&mut off, Duration::from_secs(10)).await.unwrap().unwrap();
+    let url = hub
+        .url("/api/cameras/cam/ws?mode=off")
+        .replacen("http", "ws", 1);
+    let (mut off, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let hello = next(&mut off, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(hello["mode"], "off", "{hello}");
-    let url = hub.url("/api/cameras/cam/ws?mode=loud").replacen("http", "ws", 1);
+    let url = hub
+        .url("/api/cameras/cam/ws?mode=loud")
+        .replacen("http", "ws", 1);
     match tokio_tungstenite::connect_async(url.as_str()).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 400);
