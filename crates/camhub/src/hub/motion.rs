@@ -256,6 +256,10 @@ struct Run<'a> {
     last_clock: Option<(i64, i64)>,
     /// Unix ms of the last picture (for ending an event when pictures stop).
     last_frame_unix: i64,
+    /// Unix ms of the last picture with motion: an event's recorded end.
+    last_motion_unix: i64,
+    /// The `last_ms` last written to the store for the current event.
+    last_recorded: i64,
     /// Decoding the main stream to learn its size, since when (see [`Run::main_size`]).
     main_probe: Option<(super::taps::PictureSubscriber, std::time::Instant)>,
     /// The main stream gave no picture in time: polygons stay in the analysed picture's pixels.
@@ -292,6 +296,8 @@ impl<'a> Run<'a> {
             last_t: None,
             last_clock: None,
             last_frame_unix: 0,
+            last_motion_unix: 0,
+            last_recorded: 0,
             main_probe: None,
             main_probe_given_up: false,
             stored: None,
@@ -426,6 +432,9 @@ impl<'a> Run<'a> {
         let metrics = &self.cam.metrics;
         Metrics::add(&metrics.motion_frames, 1);
         Metrics::add(&metrics.motion_ns, cpu_since(cpu));
+        if analysis.motion {
+            self.last_motion_unix = unix;
+        }
         let transition = self.tracker.update(t, analysis.motion);
         match transition {
             Some(Transition::Start { first_ms, at_ms }) => self.start(&analysis, first_ms, at_ms),
@@ -522,8 +531,9 @@ impl<'a> Run<'a> {
         let Some(stored) = &self.stored else {
             return;
         };
+        // The event lasts until its last motion picture, not through the quiet `end_after` wait.
         let mut update = EventUpdate {
-            last_ms: self.last_frame_unix,
+            last_ms: self.last_motion_unix,
             ..EventUpdate::default()
         };
         if new_peak {
@@ -597,6 +607,16 @@ impl<'a> Run<'a> {
                 Err(e) => warn!("cannot write a motion frame: {e}"),
             }
         }
+        // Progress alone is written at most once a second: each write is a synced transaction,
+        // and a kill -9 then loses under a second of an event's end.
+        let only_progress = update.peak.is_none()
+            && update.snapshot.is_none()
+            && update.add_frames.is_empty()
+            && update.remove_frames.is_empty();
+        if only_progress && update.last_ms.saturating_sub(self.last_recorded) < 1000 {
+            return;
+        }
+        self.last_recorded = update.last_ms;
         match events.store.event_update(id, &update) {
             Ok(old) => {
                 if let Some(old) = old {
