@@ -35,6 +35,8 @@ use crate::hub::{Camera, Subscription, VariantKey};
 
 /// Heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// The last word to a client whose camera a reload removed.
+const REMOVED: &str = "this camera was removed from the config";
 
 /// What the client asked to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -279,6 +281,17 @@ impl Session {
         out
     }
 
+    /// What a client is told when it joins a camera (at connection, or after a reload replaced
+    /// the camera): the mode, the camera's status, and why frames cannot be sent, if so.
+    fn announce(&mut self) -> Vec<Message> {
+        let status = self.status.borrow_and_update().clone();
+        let mut out = vec![self.mode_msg(), status_msg(&self.camera, &status)];
+        if let Err(e) = self.settle() {
+            out.push(error_msg(&e));
+        }
+        out
+    }
+
     /// After a config reload replaced the camera: the same session on the new one. False when the
     /// camera was removed.
     fn follow(&mut self, state: &AppState) -> bool {
@@ -313,13 +326,7 @@ async fn session(
     s.mode = mode;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut shutdown = state.shutdown.clone();
-    let mut first = vec![
-        s.mode_msg(),
-        status_msg(&s.camera, &s.status.borrow_and_update()),
-    ];
-    if let Err(e) = s.settle() {
-        first.push(error_msg(&e));
-    }
+    let mut first = s.announce();
     first.extend(s.frame_messages());
     if send_all(&mut sink, &bytes, first).await.is_err() {
         return;
@@ -371,13 +378,9 @@ async fn session(
                 }
                 Wake::FramesGone => {
                     if s.follow(&state) {
-                        let mut out = vec![s.mode_msg(), status_msg(&s.camera, &s.status.borrow_and_update())];
-                        if let Err(e) = s.settle() {
-                            out.push(error_msg(&e));
-                        }
-                        out
+                        s.announce()
                     } else {
-                        let _ = send_all(&mut sink, &bytes, vec![error_msg("this camera was removed from the config")]).await;
+                        let _ = send_all(&mut sink, &bytes, vec![error_msg(REMOVED)]).await;
                         break;
                     }
                 }
@@ -397,18 +400,10 @@ async fn session(
         // A reload retired the camera while nothing else woke us: move to its replacement.
         if s.camera.retired() && s.frames.is_none() {
             if !s.follow(&state) {
-                let _ = send_all(
-                    &mut sink,
-                    &bytes,
-                    vec![error_msg("this camera was removed from the config")],
-                )
-                .await;
+                let _ = send_all(&mut sink, &bytes, vec![error_msg(REMOVED)]).await;
                 break;
             }
-            let mut out = vec![s.mode_msg()];
-            if let Err(e) = s.settle() {
-                out.push(error_msg(&e));
-            }
+            let out = s.announce();
             if send_all(&mut sink, &bytes, out).await.is_err() {
                 return;
             }
