@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::serve::ConnWritten;
-use super::ws::{status_msg, text_msg};
+use super::ws::{send_all, status_msg, text_msg};
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
@@ -410,22 +410,6 @@ async fn session(
         }
     }
     let _ = sink.send(Message::Close(None)).await;
-}
-
-async fn send_all(
-    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    bytes: &ViewerBytes,
-    messages: Vec<Message>,
-) -> Result<(), axum::Error> {
-    for m in messages {
-        bytes.produce(match &m {
-            Message::Text(t) => t.len(),
-            Message::Binary(b) => b.len(),
-            _ => 0,
-        });
-        sink.send(m).await?;
-    }
-    Ok(())
 }
 
 fn error_msg(e: &str) -> Message {

@@ -184,15 +184,8 @@ async fn session(
             _ = heartbeat.tick() => vec![text_msg(json!({"type": "heartbeat", "ts": crate::hub::unix_ms()}))],
             _ = shutdown.changed() => break,
         };
-        for m in outgoing {
-            bytes.produce(match &m {
-                Message::Text(t) => t.len(),
-                Message::Binary(b) => b.len(),
-                _ => 0,
-            });
-            if sink.send(m).await.is_err() {
-                return;
-            }
+        if send_all(&mut sink, &bytes, outgoing).await.is_err() {
+            return;
         }
     }
     let _ = sink.send(Message::Close(None)).await;
@@ -272,6 +265,24 @@ fn frame_messages(sub: &mut Sub) -> Vec<Message> {
         })),
         Message::Binary(f.data.clone()),
     ]
+}
+
+/// Sends messages in order, counting each as handed to the viewer (for the queued-bytes metrics);
+/// the grid's and the camera WebSocket's one way out.
+pub(crate) async fn send_all(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    bytes: &ViewerBytes,
+    messages: Vec<Message>,
+) -> Result<(), axum::Error> {
+    for m in messages {
+        bytes.produce(match &m {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        });
+        sink.send(m).await?;
+    }
+    Ok(())
 }
 
 /// A camera's motion as a grid message, when it changed: a start or an end since last told
