@@ -175,14 +175,15 @@ impl<'a> Encoder<'a> {
     /// Scales (unless `native` and the picture can be encoded as it is) and encodes one output.
     fn encode_picture(&mut self, pic: &Picture, out: Output, native: bool) -> Option<Bytes> {
         let cpu = thread_cpu_time();
-        let encoded = if native && pic.is_jpeg_ready() {
-            self.encoder.encode(pic, out.quality)
-        } else {
-            let scaler = self.scalers.entry((out.width, out.height)).or_default();
-            scaler
-                .scale(pic, out.width, out.height)
-                .and_then(|scaled| self.encoder.encode(&scaled, out.quality))
-        };
+        let scaler = self.scalers.entry((out.width, out.height)).or_default();
+        let encoded = encode_jpeg(
+            &mut self.encoder,
+            scaler,
+            pic,
+            (out.width, out.height),
+            native,
+            out.quality,
+        );
         Metrics::add(&self.h.metrics.encode_ns, cpu_since(cpu));
         match encoded {
             Ok(data) => {
@@ -194,5 +195,25 @@ impl<'a> Encoder<'a> {
                 None
             }
         }
+    }
+}
+
+/// A picture as a JPEG of `size`: encoded as it is when it is at that size (`native`) and
+/// JPEG-ready, otherwise through `scaler` (size, range and matrix). The variant encoder's and the
+/// motion snapshots' one way to a JPEG.
+pub(crate) fn encode_jpeg(
+    encoder: &mut JpegEncoder,
+    scaler: &mut Scaler,
+    pic: &Picture,
+    size: (u32, u32),
+    native: bool,
+    quality: u8,
+) -> Result<Bytes, camhub_codec::CodecError> {
+    if native && pic.is_jpeg_ready() {
+        encoder.encode(pic, quality)
+    } else {
+        scaler
+            .scale(pic, size.0, size.1)
+            .and_then(|scaled| encoder.encode(&scaled, quality))
     }
 }

@@ -642,13 +642,14 @@ impl<'a> Run<'a> {
     fn jpeg(&mut self, frame: &Frame) -> Option<Bytes> {
         let encoded = match &frame.content {
             FrameContent::Jpeg(jpeg) => return Some(jpeg.clone()),
-            FrameContent::Picture(p) if p.is_jpeg_ready() => {
-                self.encoder.encode(p, SNAPSHOT_QUALITY)
-            }
-            FrameContent::Picture(p) => self
-                .scaler
-                .scale(p, frame.width, frame.height)
-                .and_then(|s| self.encoder.encode(&s, SNAPSHOT_QUALITY)),
+            FrameContent::Picture(p) => super::encode::encode_jpeg(
+                &mut self.encoder,
+                &mut self.scaler,
+                p,
+                (frame.width, frame.height),
+                true,
+                SNAPSHOT_QUALITY,
+            ),
         };
         encoded
             .map_err(|e| debug!("cannot encode a motion snapshot: {e}"))
