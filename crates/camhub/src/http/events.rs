@@ -44,9 +44,18 @@ fn internal(e: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The hub's events, looked up off the async threads: the first lookup may open the SQLite
+/// file, and without events it asks the file system whether one exists.
+async fn open_events(state: &AppState) -> Result<Option<Arc<Events>>, Error> {
+    let hub = state.hub.clone();
+    tokio::task::spawn_blocking(move || hub.events())
+        .await
+        .map_err(internal)
+}
+
 /// The events, or an error saying why there are none to ask.
-fn events(state: &AppState) -> Result<Arc<Events>, Error> {
-    state.hub.events().ok_or_else(|| {
+async fn events(state: &AppState) -> Result<Arc<Events>, Error> {
+    open_events(state).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
             "no motion events are stored: no camera has [camera.motion] enabled",
@@ -154,7 +163,7 @@ pub async fn list(
                 .map_err(|_| bad("before must be an event id (the next_before of the last page)"))
         })
         .transpose()?;
-    let Some(events) = state.hub.events() else {
+    let Some(events) = open_events(&state).await? else {
         return Ok(Json(json!({"events": [], "next_before": null})));
     };
     let query = EventQuery {
@@ -217,7 +226,7 @@ pub async fn histogram(
             "{count} buckets asked for, at most {MAX_BUCKETS}: shorten the range or use a larger bucket"
         )));
     }
-    let buckets = match state.hub.events() {
+    let buckets = match open_events(&state).await? {
         None => Vec::new(),
         Some(events) => tokio::task::spawn_blocking(move || {
             events
@@ -249,7 +258,7 @@ async fn find(
     id: &str,
 ) -> Result<(Arc<Events>, EventRecord), Error> {
     let n: i64 = id.parse().map_err(|_| not_found(id))?;
-    let events = events(state)?;
+    let events = events(state).await?;
     let e = events.clone();
     let record = tokio::task::spawn_blocking(move || e.store.event(n))
         .await
