@@ -580,6 +580,9 @@ async fn the_camera_page_alerts_on_motion_and_on_a_lost_link() {
         state,
     )
     .await;
+    // A JPEG that arrived just before motion_end may still be decoding (createImageBitmap is
+    // asynchronous) when the page shows "quiet": count from after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let quiet = browser.eval(state).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let still_quiet = browser.eval(state).await;
