@@ -24,6 +24,10 @@ Per phase (a contender and a camera count: 1, 4, 8):
     0.5 % of 640x360, camhub's min_area), `event_gap 10` (camhub's end_after), no pictures, movies,
     text overlays, web control or stream; `on_event_start` / `on_event_end` append a line to a file,
     which the benchmark watches and stamps (every 50 ms). Every setting is printed in the report.
+  - The floor: one `ffmpeg` CLI process decoding the same streams the way camhub's detection does
+    (`-threads 1 -skip_loop_filter all`, every stream to `-f null`), nothing else. Every frame of an
+    H.264 stream with no non-reference frames must be decoded to analyse any of them, so no detector
+    on these streams costs less.
   - After both are connected (camhub: every camera's camhub_motion_frames_total moves; Motion: its log
     says every camera connected) and a warm-up, a measured window: the process's CPU (utime + stime
     of all threads, /proc/PID/stat) per second, its peak RSS (VmHWM), per thread; for camhub also
@@ -37,7 +41,7 @@ Per phase (a contender and a camera count: 1, 4, 8):
     processes (all busy cores minus the contender and the RTSP server) used more than
     --max-other-busy cores during a window, the phase is measured again, up to --tries times, and
     the quietest try is kept (as mjpeg_fanout.py does).
-Rounds: every camera count, both contenders, --rounds times, the contenders' order alternated per
+Rounds: every camera count, every contender, --rounds times, the contenders' order rotated per
 round; the median of rounds is reported with every round's value.
 
 Targets (issue 6): camhub's CPU ≤ 0.5x Motion's at every camera count; both detect every crossing
@@ -229,6 +233,9 @@ class Server:
 
 # ----------------------------------------------------------------------------------------------
 # The contenders
+
+# camhub, the Motion daemon, and the ffmpeg CLI only decoding the same streams (the floor).
+CONTENDERS = ("camhub", "motion", "ffmpeg")
 
 
 def camhub_config(workdir, port, server, n):
@@ -486,6 +493,22 @@ def run_phase(args, server, who, n, workdir_root):
         def ready():
             m = camhub_per_camera(mf.metrics(port), "camhub_motion_frames_total")
             return sum(1 for v in m.values() if v > 0)
+    elif who == "ffmpeg":
+        # The floor: decoding alone, as camhub's detection decodes (one thread per stream, no
+        # deblocking), in one ffmpeg CLI process that does nothing else with the pictures.
+        cmd = ["ffmpeg", "-nostdin", "-v", "error"]
+        for i in range(1, n + 1):
+            cmd += ["-threads", "1", "-skip_loop_filter", "all", "-rtsp_transport", "tcp", "-i", server.url(i)]
+        for i in range(n):
+            cmd += ["-map", f"{i}:v", "-f", "null", "-"]
+        logf = open(os.path.join(workdir, "ffmpeg.log"), "w")
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir)
+        port = None
+        started = time.monotonic()
+
+        def ready():
+            # No metric to ask: every input is open after its RTSP set-up, a second or two.
+            return n if time.monotonic() - started > 3 else 0
     else:
         cfg = motion_config(workdir, server, n)
         watcher = MotionEvents(workdir)
@@ -521,8 +544,10 @@ def run_phase(args, server, who, n, workdir_root):
         t_end = time.time()
         # Both: wait for the events of the window to end (end_after / event_gap of quiet), so their
         # ends are known.
-        time.sleep(CAMHUB_END_AFTER + 1.5)
-        events = camhub_events(port) if who == "camhub" else watcher.events()
+        if who != "ffmpeg":
+            time.sleep(CAMHUB_END_AFTER + 1.5)
+        events = (camhub_events(port) if who == "camhub"
+                  else watcher.events() if who == "motion" else None)
         wall = probe.wall
         res.update({
             "cpu_per_s": probe.cpu[proc.pid] / wall,
@@ -541,7 +566,7 @@ def run_phase(args, server, who, n, workdir_root):
             "plays": {f"c{i}": server.plays_of(f"c{i}", since) for i in range(1, n + 1)},
             "events_raw": events,
         })
-        res["detect"] = detection(events, server, since, t_ready, t_end, n)
+        res["detect"] = detection(events, server, since, t_ready, t_end, n) if events is not None else None
         if m0 is not None:
             s0, s1 = camhub_sums(m0), camhub_sums(m1)
             d = {k: s1.get(k, 0.0) - s0.get(k, 0.0) for k in s1}
@@ -569,6 +594,8 @@ def run_phase(args, server, who, n, workdir_root):
         if who == "motion":
             logf.close()
             watcher.done.set()
+        elif who == "ffmpeg":
+            logf.close()
     time.sleep(1.0)
     return res
 
@@ -661,6 +688,20 @@ def report(args, info, load0, clip, cams, ratios):
     add("")
     add("Ratio per round: camhub's CPU over Motion's in the same round.")
     add("")
+    add("### The floor: decoding alone")
+    add("")
+    add("The ffmpeg CLI decoding the same RTSP streams as camhub's detection does (`-threads 1 -skip_loop_filter "
+        "all`, one process, every stream to `-f null`) and nothing else: no detection, no events. Every frame of "
+        "an H.264 stream whose frames are all references (as here, and as most cameras send) must be decoded "
+        "to analyse any of them, so this is what any detector on these streams costs at least.")
+    add("")
+    add("| cameras | ffmpeg decode only CPU-s/s | **floor / Motion** | camhub / floor | camhub − floor per camera |")
+    add("|---:|---:|---:|---:|---:|")
+    for n in args.cameras:
+        f, c, m = cams[("ffmpeg", n)], cams[("camhub", n)], cams[("motion", n)]
+        ff, cc, mm = med(f, "cpu_per_s"), med(c, "cpu_per_s"), med(m, "cpu_per_s")
+        add(f"| {n} | {ff:.3f} ({each(f, 'cpu_per_s')}) | **{ff / mm:.2f}** | {cc / ff:.2f} | {(cc - ff) / n:.4f} |")
+    add("")
     add("### camhub's CPU, broken down")
     add("")
     add("From `/metrics` over the same window (the decode threads' and the detector calls' own CPU clocks), and "
@@ -741,7 +782,7 @@ def report(args, info, load0, clip, cams, ratios):
     add("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rnd in range(args.rounds):
         for n in args.cameras:
-            for who in ("camhub", "motion"):
+            for who in CONTENDERS:
                 rows = cams[(who, n)]
                 if rnd < len(rows):
                     r = rows[rnd]
@@ -771,6 +812,11 @@ def targets(args, cams, ratios):
         r = statistics.median(ratios[n])
         out.append(f"{n} camera(s): camhub / Motion CPU = {r:.2f} (rounds {min(ratios[n]):.2f} … "
                    f"{max(ratios[n]):.2f}); target ≤ 0.5: **{'MET' if r <= 0.5 else 'NOT MET'}**")
+    floors = [(n, med(cams[("ffmpeg", n)], "cpu_per_s") / med(cams[("motion", n)], "cpu_per_s"))
+              for n in args.cameras]
+    out.append("the floor (the ffmpeg CLI only decoding the same streams the same way) is " + ", ".join(
+        f"{f:.2f}× Motion at {n} camera(s)" for n, f in floors)
+        + ": a detector that analyses these streams cannot cost less than that")
     for n in args.cameras:
         parts = []
         ok = True
@@ -881,10 +927,10 @@ def main():
     workdir = tempfile.mkdtemp(prefix="camhub-motion-")
     log(f"work dir {workdir}; load {load0[0]:.2f}; clip {clip['path']}")
     server = Server(clip["path"], workdir, max(args.cameras))
-    cams = {(who, n): [] for who in ("camhub", "motion") for n in args.cameras}
+    cams = {(who, n): [] for who in CONTENDERS for n in args.cameras}
     try:
         for rnd in range(args.rounds):
-            order = ("camhub", "motion") if rnd % 2 == 0 else ("motion", "camhub")
+            order = CONTENDERS[rnd % 3:] + CONTENDERS[:rnd % 3]
             for n in args.cameras:
                 for who in order:
                     log(f"round {rnd + 1}/{args.rounds}: {who}, {n} camera(s)")

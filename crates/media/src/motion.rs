@@ -986,6 +986,68 @@ impl Tracker {
     }
 }
 
+/// Picks which pictures of a stream to analyse so that `fps` of them are, on average, whatever
+/// the stream's own rate: a schedule of due times one period apart in media time, and each
+/// picture that reaches its due time (less an eighth of a period, for timestamp rounding) is
+/// taken. A minimum gap instead of a schedule would round the rate down to a divisor of the
+/// stream's (10 fps asked of 25 fps would give every third picture, 8.3 fps).
+///
+/// ```
+/// use camhub_media::motion::Pacer;
+/// let mut p = Pacer::new(10.0);
+/// let taken = (0..25).filter(|i| p.take(i * 40)).count(); // one second at 25 fps
+/// assert_eq!(taken, 10);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    /// Microseconds between analysed pictures.
+    period_us: i64,
+    /// Media time (µs) from which the next picture is taken.
+    next_due_us: Option<i64>,
+}
+
+impl Pacer {
+    /// A schedule of `fps` pictures a second (a non-positive or absurd rate means every picture).
+    pub fn new(fps: f64) -> Pacer {
+        let period_us = if fps.is_finite() && fps > 0.0 {
+            (1_000_000.0 / fps).round().clamp(0.0, 3_600_000_000.0) as i64
+        } else {
+            0
+        };
+        Pacer {
+            period_us,
+            next_due_us: None,
+        }
+    }
+
+    /// Whether to analyse the picture at media time `t_ms`.
+    pub fn take(&mut self, t_ms: i64) -> bool {
+        let t = t_ms.saturating_mul(1000);
+        let period = self.period_us;
+        let due = match self.next_due_us {
+            // A new stream, a clock that went backwards (reconnect) or a gap of more than a
+            // second: start the schedule again here rather than catch up in a burst.
+            Some(due) if t >= due.saturating_sub(period) && t <= due.saturating_add(1_000_000) => {
+                due
+            }
+            _ => {
+                self.next_due_us = Some(t.saturating_add(period));
+                return true;
+            }
+        };
+        if t.saturating_add(period / 8) < due {
+            return false;
+        }
+        let mut next = due.saturating_add(period);
+        if next <= t {
+            // Pictures were missing for more than a period: due again one period from now.
+            next = t.saturating_add(period);
+        }
+        self.next_due_us = Some(next);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1460,5 +1522,43 @@ mod tests {
                 prop_assert!(!active);
             }
         }
+    }
+    #[test]
+    fn the_pacer_keeps_the_asked_rate_whatever_the_stream_rate() {
+        for (stream_fps, want, expect) in [
+            (25.0, 10.0, 10),
+            (30.0, 10.0, 10),
+            (15.0, 10.0, 10),
+            (25.0, 5.0, 5),
+            (5.0, 10.0, 5),
+            (25.0, 25.0, 25),
+            (25.0, 0.0, 25),
+        ] {
+            let mut p = Pacer::new(want);
+            let frames = (10.0 * stream_fps) as i64;
+            let taken = (0..frames)
+                .filter(|i| p.take((*i as f64 * 1000.0 / stream_fps).round() as i64))
+                .count();
+            assert_eq!(
+                taken,
+                expect * 10,
+                "{want} fps asked of a {stream_fps} fps stream"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pacer_restarts_after_a_gap_or_a_clock_going_back() {
+        let mut p = Pacer::new(10.0);
+        assert!(p.take(1_000));
+        assert!(!p.take(1_040));
+        // Five seconds without pictures: the next one is taken, and no burst follows.
+        assert!(p.take(6_000));
+        assert!(!p.take(6_040));
+        assert!(p.take(6_120));
+        // A reconnect starts the stream's clock again.
+        assert!(p.take(0));
+        assert!(!p.take(40));
+        assert!(p.take(120));
     }
 }

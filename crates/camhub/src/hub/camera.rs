@@ -187,9 +187,9 @@ impl Camera {
     }
 
     /// Like [`Camera::subscribe_pictures`], for a consumer that analyses pictures and never shows
-    /// them (motion detection; see [`PictureTap::analysis_only`]).
-    pub fn subscribe_pictures_analysing(self: &Arc<Self>) -> PictureSubscriber {
-        let sub = self.decode.subscribe_pictures_analysing();
+    /// them (motion detection), `fps` of them a second (0: all; see [`PictureTap::analysis_fps`]).
+    pub fn subscribe_pictures_analysing(self: &Arc<Self>, fps: f64) -> PictureSubscriber {
+        let sub = self.decode.subscribe_pictures_analysing(fps);
         self.touch();
         self.ensure_running();
         sub

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use camhub_codec::{JpegDecoder, JpegEncoder, Picture, Scaler};
-use camhub_media::motion::{Analysis, Detector, Rect, Settings, Tracker, Transition};
+use camhub_media::motion::{Analysis, Detector, Pacer, Rect, Settings, Tracker, Transition};
 use camhub_store::{EventBox, EventUpdate};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -192,6 +192,15 @@ impl MotionHandle {
     }
 }
 
+/// Pictures analysed a second: the configured `fps`, 10 where it is not a rate.
+fn analysis_fps(settings: &camhub_config::Motion) -> f64 {
+    if settings.fps.is_finite() && settings.fps > 0.0 {
+        settings.fps
+    } else {
+        10.0
+    }
+}
+
 /// The thread's body: runs until nothing wants motion any more.
 fn run(h: &MotionHandle) {
     let Some(cam) = h.camera.upgrade() else {
@@ -204,7 +213,8 @@ fn run(h: &MotionHandle) {
     let _rt = rt.enter();
     // A camera with a substream is analysed on it (Frigate's "detect" role).
     let stream = cam.substream.clone().unwrap_or_else(|| cam.clone());
-    let mut sub = stream.subscribe_pictures_analysing();
+    let fps = analysis_fps(&h.config.clone().unwrap_or_default());
+    let mut sub = stream.subscribe_pictures_analysing(fps);
     let mut run = match Run::new(h, &cam) {
         Ok(r) => r,
         Err(e) => {
@@ -249,7 +259,8 @@ struct Run<'a> {
     /// Picture size the detector's polygons were scaled for.
     detector_size: (u32, u32),
     tracker: Tracker,
-    min_interval_ms: i64,
+    /// Which pictures to analyse, `fps` a second in media time.
+    pacer: Pacer,
     /// Media time of the last analysed picture.
     last_t: Option<i64>,
     /// Media time and Unix ms of the last analysed picture: media times map to wall times with it.
@@ -275,11 +286,7 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(h: &'a MotionHandle, cam: &Arc<Camera>) -> Result<Run<'a>, camhub_codec::CodecError> {
         let settings = h.config.clone().unwrap_or_default();
-        let fps = if settings.fps > 0.0 {
-            settings.fps
-        } else {
-            10.0
-        };
+        let fps = analysis_fps(&settings);
         Ok(Run {
             h,
             camera: cam.id().to_owned(),
@@ -287,9 +294,7 @@ impl<'a> Run<'a> {
                 duration_ms(settings.start_after),
                 duration_ms(settings.end_after),
             ),
-            // A little under the period: pictures arrive with jitter, and one that comes a
-            // millisecond early must not halve the rate.
-            min_interval_ms: ((1000.0 / fps) * 0.9) as i64,
+            pacer: Pacer::new(fps),
             settings,
             detector: None,
             detector_size: (0, 0),
@@ -373,7 +378,8 @@ impl<'a> Run<'a> {
                 Some(_) => self.cam.touch(),
                 None if !self.main_probe_given_up => {
                     self.main_probe = Some((
-                        self.cam.subscribe_pictures_analysing(),
+                        // One picture is enough, whichever.
+                        self.cam.subscribe_pictures_analysing(0.0),
                         std::time::Instant::now(),
                     ));
                 }
@@ -389,12 +395,8 @@ impl<'a> Run<'a> {
         // camera's time, not in when pictures happened to reach this thread.
         let t = frame.pts.map_or(unix, |pts| pts.div_euclid(90));
         self.last_frame_unix = unix;
-        if let Some(last) = self.last_t {
-            let dt = t.saturating_sub(last);
-            // A clock going backwards (reconnect) restarts the pacing.
-            if (0..self.min_interval_ms).contains(&dt) {
-                return;
-            }
+        if !self.pacer.take(t) {
+            return;
         }
         self.last_t = Some(t);
         self.last_clock = Some((t, unix));

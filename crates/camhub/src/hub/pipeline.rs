@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use camhub_codec::{thread_cpu_time, Decoder, StreamParams};
 use camhub_media::jpeg::parse_jpeg_header;
+use camhub_media::motion::Pacer;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -137,9 +138,11 @@ impl DecodeHandle {
     }
 
     /// Like [`DecodeHandle::subscribe_pictures`], for a consumer that only analyses pictures
-    /// (motion detection): while all consumers are such, decoding skips the deblocking filter.
-    pub fn subscribe_pictures_analysing(self: &Arc<Self>) -> PictureSubscriber {
-        let sub = self.pictures.subscribe_analysing();
+    /// (motion detection), `fps` of them a second (0: all): while all consumers are such, decoding
+    /// skips the deblocking filter, and the pictures between the analysed ones that no other
+    /// frame refers to.
+    pub fn subscribe_pictures_analysing(self: &Arc<Self>, fps: f64) -> PictureSubscriber {
+        let sub = self.pictures.subscribe_analysing(fps);
         self.ensure_running();
         sub
     }
@@ -177,6 +180,8 @@ struct Decode<'a> {
     refused: Option<(u32, u32)>,
     /// The decoder was opened with frame threads to catch up, not because the camera asked for them.
     catching_up: bool,
+    /// While only analysers at a rate take pictures: that rate and its schedule.
+    pacer: Option<(f64, Pacer)>,
 }
 
 impl<'a> Decode<'a> {
@@ -191,7 +196,25 @@ impl<'a> Decode<'a> {
             warned_behind: false,
             refused: None,
             catching_up: false,
+            pacer: None,
         }
+    }
+
+    /// Whether anybody takes the picture of media time `pts` (90 kHz): false only while every
+    /// subscriber analyses at a rate and this picture is not on its schedule. The schedule is the
+    /// analysers' own ([`Pacer`] on the same timestamps), so they get exactly the pictures they
+    /// would have picked, and the ones in between cost no hand-over (and, for frames nothing
+    /// refers to, no decode).
+    fn wanted(&mut self, pts: i64) -> bool {
+        let Some(fps) = self.h.pictures.analysis_fps() else {
+            self.pacer = None;
+            return true;
+        };
+        let pacer = match &mut self.pacer {
+            Some((rate, pacer)) if *rate == fps => pacer,
+            slot => &mut slot.insert((fps, Pacer::new(fps))).1,
+        };
+        pacer.take(pts.div_euclid(90))
     }
 
     /// Decodes until nobody has wanted pictures for the grace period, then forgets the last
@@ -267,6 +290,9 @@ impl<'a> Decode<'a> {
             return; // a packet of a stream that is already gone
         }
         if self.jpeg {
+            if !self.wanted(p.pts) {
+                return;
+            }
             match parse_jpeg_header(&p.data) {
                 Ok(info) => self.publish(
                     FrameContent::Jpeg(p.data.clone()),
@@ -288,11 +314,12 @@ impl<'a> Decode<'a> {
             return;
         }
         self.await_keyframe = false;
+        let behind = sub.pending() > 2;
+        let wanted = self.wanted(p.pts);
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
-        let behind = sub.pending() > 2;
-        decoder.skip_non_reference(behind);
+        decoder.skip_non_reference(behind || !wanted);
         // Only motion detection looks at these pictures: no deblocking (the next viewer's pictures
         // are filtered again at once; their blockiness drifts out by the next keyframe).
         decoder.skip_loop_filter(self.h.pictures.analysis_only());
@@ -312,6 +339,9 @@ impl<'a> Decode<'a> {
                     if i + 1 < n || behind {
                         Metrics::add(&self.h.metrics.frames_dropped, 1);
                         continue;
+                    }
+                    if !wanted {
+                        continue; // not on the analysers' schedule: nobody takes it
                     }
                     let colour = Some(Colour {
                         full_range: pic.is_full_range(),

@@ -356,6 +356,8 @@ pub struct PictureTap {
     subscribers: AtomicUsize,
     /// Subscribers that only analyse pictures (motion detection), never show them.
     analysing: AtomicUsize,
+    /// The rate each analysing subscriber takes pictures at (0 = every picture).
+    analysis_rates: Mutex<Vec<f64>>,
 }
 
 impl Default for PictureTap {
@@ -366,6 +368,7 @@ impl Default for PictureTap {
             seq: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
             analysing: AtomicUsize::new(0),
+            analysis_rates: Mutex::new(Vec::new()),
         }
     }
 }
@@ -420,21 +423,49 @@ impl PictureTap {
         all > 0 && self.analysing.load(Ordering::SeqCst) >= all
     }
 
+    /// While every subscriber only analyses pictures and each takes them at a rate below the
+    /// stream's: the fastest of those rates (pictures a second). The decoder then needs to hand
+    /// out only pictures on that schedule ([`camhub_media::motion::Pacer`]), and need not decode
+    /// the frames nothing refers to in between. None when some subscriber wants every picture.
+    pub fn analysis_fps(&self) -> Option<f64> {
+        if !self.analysis_only() {
+            return None;
+        }
+        let rates = self
+            .analysis_rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if rates.is_empty() || rates.iter().any(|&r| r <= 0.0) {
+            return None;
+        }
+        rates.iter().copied().reduce(f64::max)
+    }
+
     /// A new subscriber. Callers normally go through the camera, which also starts decoding.
     pub fn subscribe(self: &Arc<Self>) -> PictureSubscriber {
         self.subscribers.fetch_add(1, Ordering::SeqCst);
         PictureSubscriber {
             tap: self.clone(),
             last_seq: 0,
-            analysing: false,
+            analysing: None,
         }
     }
 
-    /// A new subscriber that only analyses the pictures (see [`PictureTap::analysis_only`]).
-    pub fn subscribe_analysing(self: &Arc<Self>) -> PictureSubscriber {
+    /// A new subscriber that only analyses the pictures (see [`PictureTap::analysis_only`]),
+    /// `fps` of them a second in media time (0: every picture; see [`PictureTap::analysis_fps`]).
+    pub fn subscribe_analysing(self: &Arc<Self>, fps: f64) -> PictureSubscriber {
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            0.0
+        };
+        self.analysis_rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fps);
         self.analysing.fetch_add(1, Ordering::SeqCst);
         let mut sub = self.subscribe();
-        sub.analysing = true;
+        sub.analysing = Some(fps);
         sub
     }
 }
@@ -443,7 +474,8 @@ impl PictureTap {
 pub struct PictureSubscriber {
     tap: Arc<PictureTap>,
     last_seq: u64,
-    analysing: bool,
+    /// The rate of an analysing subscriber (see [`PictureTap::subscribe_analysing`]).
+    analysing: Option<f64>,
 }
 
 impl PictureSubscriber {
@@ -477,7 +509,16 @@ impl PictureSubscriber {
 
 impl Drop for PictureSubscriber {
     fn drop(&mut self) {
-        if self.analysing {
+        if let Some(fps) = self.analysing {
+            let mut rates = self
+                .tap
+                .analysis_rates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = rates.iter().position(|&r| r == fps) {
+                rates.swap_remove(i);
+            }
+            drop(rates);
             self.tap.analysing.fetch_sub(1, Ordering::SeqCst);
         }
         self.tap.subscribers.fetch_sub(1, Ordering::SeqCst);
