@@ -1,4 +1,5 @@
-// camhub.CameraPicture: what the camera page shows — the live MJPEG <img>, or a still <canvas> that
+// camhub.CameraPicture: what the camera page shows — the live picture (the MJPEG <img>, or the MSE
+// <video> playing the camera's own H.264), or a still <canvas> that
 // only changes when a JPEG comes (detect mode: only while something moves) and otherwise keeps the
 // last picture — and the motion boxes drawn over whichever of the two shows.
 //
@@ -15,7 +16,9 @@
   function CameraPicture(els) {
     const media = els.media;
     const img = els.img;
+    const video = els.video || null;
     const still = els.still;
+    let player = img;             // which element shows live: img (MJPEG) or video (MSE)
     const layer = els.boxes;
     const ctx = still.getContext('2d');
     let live = true;
@@ -71,10 +74,15 @@
 
     function clamp01(v) { return Math.min(1, Math.max(0, v)); }
 
+    function naturalSize(el) {
+      if (el === still) return [still.width, still.height];
+      if (el === video) return [video.videoWidth, video.videoHeight];
+      return [img.naturalWidth, img.naturalHeight];
+    }
+
     function place() {
-      const el = live ? img : still;
-      const nw = live ? img.naturalWidth : still.width;
-      const nh = live ? img.naturalHeight : still.height;
+      const el = live ? player : still;
+      const [nw, nh] = naturalSize(el);
       const host = media.getBoundingClientRect();
       const r = el.getBoundingClientRect();
       let x = r.left - host.left - media.clientLeft;
@@ -97,13 +105,25 @@
     if (window.ResizeObserver) new ResizeObserver(place).observe(media);
     window.addEventListener('resize', place);
     img.addEventListener('load', place);
+    if (video) video.addEventListener('resize', place);
+
+    function showLive() {
+      img.hidden = !(live && player === img);
+      if (video) video.hidden = !(live && player === video);
+      still.hidden = live;
+    }
 
     return {
       /** Shows the live <img> (true) or the still canvas (false). */
       setLive: function (on) {
         live = !!on;
-        img.hidden = !live;
-        still.hidden = live;
+        showLive();
+        place();
+      },
+      /** Which element shows the live picture: 'video' (MSE) or 'img' (MJPEG). */
+      setPlayer: function (which) {
+        player = which === 'video' && video ? video : img;
+        showLive();
         place();
       },
       /** A JPEG (ArrayBuffer or Blob) for the still picture. */
@@ -113,11 +133,12 @@
       },
       /** Keeps the live stream's current frame as the still picture; false when there is none. */
       keepLiveFrame: function () {
-        if (!(img.naturalWidth > 0 && img.getAttribute('src'))) return false;
+        const [w, h] = naturalSize(player);
+        if (!(w > 0 && h > 0 && player.getAttribute('src'))) return false;
         try {
-          still.width = img.naturalWidth;
-          still.height = img.naturalHeight;
-          ctx.drawImage(img, 0, 0);
+          still.width = w;
+          still.height = h;
+          ctx.drawImage(player, 0, 0);
           return true;
         } catch (e) {
           return false;

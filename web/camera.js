@@ -33,6 +33,9 @@
 
   const $ = function (sel) { return document.getElementById(sel); };
   const streamImg = $('stream');
+  const videoEl = $('video');
+  const playerSel = $('player');
+  const playerLabel = $('player-label');
   const still = $('still');
   const mediaEl = $('viewer-media');
   const boxesEl = $('boxes');
@@ -66,6 +69,12 @@
   let serverDown = false;
   let snapshotUrl = null;
   let mode = 'live';
+  let playerWanted = '';          // '' (auto), 'mse' or 'mjpeg': ?player= or the Player menu
+  let playerUsed = 'mjpeg';       // what shows the live picture now
+  let playerWhy = '';             // why MJPEG, when MSE was not used
+  let mseRefused = '';            // auto: the server or browser said MSE cannot play this camera
+  let mse = null;                 // the running MsePlayer
+  let mseInfo = null;             // {codec, width, height} from the server
 
   function cameraIdFromLocation() {
     // /cameras/{id} (served by camhub); camera.html?id=... also works for local development.
@@ -96,6 +105,9 @@
       try { m = localStorage.getItem(modeKey); } catch (e) { m = null; }
     }
     mode = MODES.includes(m) ? m : 'live';
+    const p = q.get('player');
+    playerWanted = p === 'mse' || p === 'mjpeg' ? p : '';
+    playerSel.value = playerWanted;
   }
 
   function setSelect(sel, value) {
@@ -111,6 +123,7 @@
       if (sel.value) q.set(k, sel.value); else q.delete(k);
     }
     if (mode !== 'live') q.set('mode', mode); else q.delete('mode');
+    if (playerWanted) q.set('player', playerWanted); else q.delete('player');
     const qs = q.toString();
     history.replaceState(null, '', location.pathname + (qs ? '?' + qs : ''));
   }
@@ -162,7 +175,13 @@
     // Dropping the old src first makes the browser close the previous multipart connection, so the
     // server releases that variant before the new one is asked for.
     streamImg.removeAttribute('src');
+    stopMse();
     if (mode !== 'live' || document.visibilityState === 'hidden') return;
+    if (wantMse()) {
+      startMse();
+      return;
+    }
+    usePlayer('mjpeg');
     streamImg.src = url;
   }
 
@@ -170,7 +189,90 @@
     clearTimeout(streamRetryTimer);
     streamRetryTimer = 0;
     streamImg.removeAttribute('src');
+    stopMse();
   }
+
+  // ---------------------------------------------------------------- live video (MSE)
+
+  // Auto: MSE where the browser has it, until the server says this camera has nothing it can
+  // play (a JPEG camera, the demo) — then MJPEG, and the label says why.
+  function wantMse() {
+    if (playerWanted === 'mjpeg') {
+      playerWhy = 'chosen';
+      return false;
+    }
+    if (!window.camhub.msePlayable().length) {
+      playerWhy = 'this browser plays no H.264 through MSE';
+      return false;
+    }
+    if (playerWanted === 'mse') return true;
+    if (mseRefused) {
+      playerWhy = mseRefused;
+      return false;
+    }
+    return true;
+  }
+
+  function startMse() {
+    usePlayer('mse');
+    streamLink.href = api + '/stream.mp4';
+    mse = window.camhub.MsePlayer({
+      video: videoEl,
+      url: api + '/mse',
+      onInfo: function (info) {
+        mseInfo = info;
+        streamRetries = 0;
+        if (messageEl.dataset.source === 'stream') clearMessage();
+        renderPlayer();
+      },
+      onError: function (text, fatal) {
+        mse = null;
+        if (fatal && playerWanted !== 'mse') {
+          mseRefused = text;
+          startStream();
+          return;
+        }
+        const delay = Math.min(15000, 1000 * Math.pow(2, streamRetries));
+        streamRetries += 1;
+        showMessage('Video (MSE): ' + text + ' — retrying in ' + Math.round(delay / 1000) + ' s.', true);
+        messageEl.dataset.source = 'stream';
+        streamRetryTimer = setTimeout(startStream, delay);
+      },
+    });
+    mse.start();
+  }
+
+  function stopMse() {
+    if (mse) mse.stop();
+    mse = null;
+    mseInfo = null;
+  }
+
+  function usePlayer(kind) {
+    playerUsed = kind;
+    if (kind === 'mse') playerWhy = '';
+    picture.setPlayer(kind === 'mse' ? 'video' : 'img');
+    renderPlayer();
+  }
+
+  function renderPlayer() {
+    playerLabel.dataset.player = playerUsed;
+    if (playerUsed === 'mse') {
+      playerLabel.textContent = 'MSE' + (mseInfo ? ' · ' + mseInfo.codec : '');
+      playerLabel.title = "The camera's own video, played by the browser (no transcoding)";
+    } else {
+      playerLabel.textContent = 'MJPEG';
+      playerLabel.title = 'JPEG pictures' + (playerWhy ? ': ' + playerWhy : '');
+    }
+  }
+
+  playerSel.addEventListener('change', function () {
+    playerWanted = playerSel.value;
+    mseRefused = '';
+    streamRetries = 0;
+    saveSettings();
+    startStream();
+  });
 
   streamImg.addEventListener('load', function () {
     streamRetries = 0;
@@ -217,7 +319,7 @@
     sel.addEventListener('change', function () {
       saveSettings();
       streamRetries = 0;
-      startStream();
+      if (playerUsed !== 'mse') startStream();
       sendMode();
     });
   }
@@ -231,7 +333,9 @@
 
   // ---------------------------------------------------------------- picture and modes
 
-  const picture = window.camhub.CameraPicture({ media: mediaEl, img: streamImg, still: still, boxes: boxesEl });
+  const picture = window.camhub.CameraPicture({
+    media: mediaEl, img: streamImg, video: videoEl, still: still, boxes: boxesEl,
+  });
   let boxesAt = 0;
 
   // Leaving live: the stream's current frame stays on screen as the still picture; without one
@@ -722,6 +826,9 @@
           event: motion.event && typeof motion.event.id === 'number' ? motion.event.id : null,
         },
         alerts: window.camhub.alerts.log(),
+        player: playerUsed,
+        playerWhy,
+        mse: mse ? mse.summary() : null,
       }, picture.summary());
     },
   });

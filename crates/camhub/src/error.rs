@@ -18,6 +18,8 @@ pub enum ErrorKind {
     TooMany,
     /// The camera has no picture to give right now (down, still connecting).
     Unavailable,
+    /// The camera's stream cannot be served in the form asked (e.g. MP4 of an MJPEG camera).
+    UnsupportedMedia,
     /// A bug or resource failure inside camhub.
     Internal,
 }

@@ -29,6 +29,11 @@ use std::time::Duration;
 
 /// The camera every camera id in the docs is replaced with.
 const CAMERA: &str = "demo";
+/// The camera for paths that serve a camera's own encoded stream (the demo has none): an H.264
+/// camera on the test's RTSP server.
+const H264_CAMERA: &str = "h264";
+/// Last segments of the paths that serve a camera's own encoded stream.
+const PACKET_PATHS: &[&str] = &["/stream.mp4", "/mse"];
 /// The motion event every event id in the docs is replaced with (the test stores it, with a
 /// snapshot and two frames, before camhub starts).
 const EVENT: &str = "1";
@@ -52,7 +57,10 @@ const ROOTS: &[&str] = &["/api", "/cameras", "/healthz", "/metrics", "/history"]
 
 /// Paths of later issues the docs may name (on a line that says "planned" or "later"), and which
 /// camhub must not serve yet. `{id}` is a camera id.
-const PLANNED: &[(&str, &str)] = &[("/api/cameras/{id}/stream.mp4", "the fMP4 / MSE issue")];
+const PLANNED: &[(&str, &str)] = &[(
+    "/api/cameras/{id}/hls/index.m3u8",
+    "the HLS step of the browser video issue",
+)];
 
 /// Words that mark a line naming a planned path.
 const PLANNED_MARKERS: &[&str] = &["planned", "later"];
@@ -194,6 +202,12 @@ fn request_for(raw: &str) -> Option<String> {
         segments.push(next);
     }
     let mut request = segments.join("/");
+    if PACKET_PATHS.iter().any(|p| request.ends_with(p)) {
+        request = request.replace(
+            &format!("/cameras/{CAMERA}/"),
+            &format!("/cameras/{H264_CAMERA}/"),
+        );
+    }
     let params: Vec<&str> = query
         .split('&')
         .filter(|kv| {
@@ -361,11 +375,17 @@ async fn every_path_the_docs_name_exists() {
     }
     let data = tempfile::tempdir().unwrap();
     store_an_event(data.path());
-    let hub = common::start(&CONFIG.replace(
-        "[server]\n",
-        &format!("[server]\ndata_dir = \"{}\"\n", data.path().display()),
-    ))
-    .await;
+    let rtsp =
+        camhub_testkit::RtspServer::start(camhub_testkit::RtspServerOptions::default()).await;
+    let config = format!(
+        "{}\n[[camera]]\nid = \"{H264_CAMERA}\"\nurl = \"{}\"\n",
+        CONFIG.replace(
+            "[server]\n",
+            &format!("[server]\ndata_dir = \"{}\"\n", data.path().display()),
+        ),
+        rtsp.url("/h264")
+    );
+    let hub = common::start(&config).await;
     // Redirects are answers too (a login form's 303): look at them, do not follow them.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -394,7 +414,7 @@ async fn every_path_the_docs_name_exists() {
             continue;
         }
         let (status, body) = answer(&client, "GET", &url).await;
-        if path_of(request).ends_with("/ws") {
+        if path_of(request).ends_with("/ws") || path_of(request).ends_with("/mse") {
             // A GET without the upgrade headers is refused by the WebSocket handler, not the router.
             if status == 404 || !body.to_lowercase().contains("upgrade") {
                 problems.push(format!(

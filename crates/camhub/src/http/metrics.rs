@@ -7,13 +7,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::hub::status::{Metrics, LATENCY_BUCKETS};
+use crate::hub::status::{Histogram, Metrics, LATENCY_BUCKETS};
 
 /// The handler.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     type Getter = fn(&crate::hub::Camera) -> f64;
-    let families: [(&str, &str, &str, Getter); 17] = [
+    let families: [(&str, &str, &str, Getter); 19] = [
         ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
         ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
         ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
@@ -30,6 +30,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_motion_seconds_total", "counter", "CPU time spent in motion detection.", |c| Metrics::get(&c.metrics.motion_ns) as f64 / 1e9),
         ("camhub_motion_events_total", "counter", "Motion events started (stored or not).", |c| c.motion.state.borrow().starts as f64),
         ("camhub_motion_active", "gauge", "1 while motion is in progress.", |c| f64::from(u8::from(c.motion.state.borrow().active))),
+        ("camhub_packet_bytes_out_total", "counter", "Bytes of fragmented MP4 (MSE, stream.mp4) handed to viewers.", |c| Metrics::get(&c.metrics.packet_bytes_out) as f64),
+        ("camhub_keyframe_resyncs_total", "counter", "Times a viewer of the encoded stream fell behind and was moved to the newest keyframe.", |c| Metrics::get(&c.metrics.resyncs) as f64),
         ("camhub_up", "gauge", "1 while the camera is streaming.", |c| f64::from(u8::from(c.status.borrow().state == crate::hub::State::Streaming))),
     ];
     let cameras = state.hub.cameras();
@@ -42,16 +44,65 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             }
         }
     }
-    let name = "camhub_added_latency_seconds";
+    let name = "camhub_packet_viewers";
     let _ = writeln!(
         out,
-        "# HELP {name} Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.\n# TYPE {name} histogram"
+        "# HELP {name} Viewers of the camera's own encoded stream (nothing decoded for them), by kind.\n# TYPE {name} gauge"
     );
+    for cam in &cameras {
+        for (kind, n) in [
+            ("mse", &cam.metrics.mse_viewers),
+            ("mp4", &cam.metrics.mp4_viewers),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{camera=\"{}\",kind=\"{kind}\"}} {}",
+                cam.id(),
+                Metrics::get(n)
+            );
+        }
+    }
+    histogram(
+        &mut out,
+        "camhub_mse_live_edge_seconds",
+        "Distance from the playing position to the newest buffered frame, as MSE players report it.",
+        &cameras,
+        |c| &c.metrics.live_edge,
+    );
+    histogram(
+        &mut out,
+        "camhub_added_latency_seconds",
+        "Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.",
+        &cameras,
+        |c| &c.metrics.added_latency,
+    );
+    let (open, refused_total, refused_per_ip) = super::serve::connection_counts();
+    let _ = writeln!(
+        out,
+        "# HELP camhub_connections_open Open client connections (HTTP/1.1, HTTP/2, TLS handshakes).\n\
+         # TYPE camhub_connections_open gauge\ncamhub_connections_open {open}\n\
+         # HELP camhub_connections_refused_total Connections closed at once because a limit was reached.\n\
+         # TYPE camhub_connections_refused_total counter\n\
+         camhub_connections_refused_total{{reason=\"max_connections\"}} {refused_total}\n\
+         camhub_connections_refused_total{{reason=\"max_connections_per_ip\"}} {refused_per_ip}"
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Writes one histogram family over every camera and substream.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    cameras: &[std::sync::Arc<crate::hub::Camera>],
+    get: fn(&crate::hub::Camera) -> &Histogram,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     let cams = cameras
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.substream.as_ref()));
     for cam in cams {
-        let (counts, sum) = cam.metrics.added_latency.snapshot();
+        let (counts, sum) = get(cam).snapshot();
         for (i, count) in counts.iter().enumerate() {
             let le = LATENCY_BUCKETS
                 .get(i)
@@ -70,15 +121,4 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             counts[10]
         );
     }
-    let (open, refused_total, refused_per_ip) = super::serve::connection_counts();
-    let _ = writeln!(
-        out,
-        "# HELP camhub_connections_open Open client connections (HTTP/1.1, HTTP/2, TLS handshakes).\n\
-         # TYPE camhub_connections_open gauge\ncamhub_connections_open {open}\n\
-         # HELP camhub_connections_refused_total Connections closed at once because a limit was reached.\n\
-         # TYPE camhub_connections_refused_total counter\n\
-         camhub_connections_refused_total{{reason=\"max_connections\"}} {refused_total}\n\
-         camhub_connections_refused_total{{reason=\"max_connections_per_ip\"}} {refused_per_ip}"
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -9,8 +9,10 @@ pub mod camera_ws;
 pub mod config_api;
 pub mod error;
 pub mod events;
+pub mod fmp4;
 pub mod metrics;
 pub mod mjpeg;
+pub mod mse;
 pub mod query;
 pub mod serve;
 pub mod snapshot;
@@ -158,6 +160,13 @@ pub fn routes() -> Vec<Route> {
             Rule::Camera,
             get(camera_ws::camera_ws),
         ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/stream.mp4",
+            Rule::Camera,
+            get(fmp4::stream),
+        ),
+        route(M::GET, "/api/cameras/{id}/mse", Rule::Camera, get(mse::mse)),
         route(M::GET, "/api/ws", Rule::Viewer, get(ws::grid)),
         route(M::GET, "/api/events", Rule::Viewer, get(events::list)),
         route(

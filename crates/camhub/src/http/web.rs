@@ -36,6 +36,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/camera-picture.js"),
     ),
     (
+        "mse-player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/mse-player.js"),
+    ),
+    (
         "alerts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/alerts.js"),

@@ -172,6 +172,16 @@ pub struct Metrics {
     pub motion_ns: AtomicU64,
     /// Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.
     pub added_latency: Histogram,
+    /// MSE WebSocket viewers now (packet-tap consumers: no decode).
+    pub mse_viewers: AtomicU64,
+    /// `stream.mp4` viewers now (packet-tap consumers: no decode).
+    pub mp4_viewers: AtomicU64,
+    /// Bytes of fMP4 (init segments and fragments) handed to viewers.
+    pub packet_bytes_out: AtomicU64,
+    /// Times a packet viewer fell behind and was moved to the newest keyframe.
+    pub resyncs: AtomicU64,
+    /// The distance to the live edge (newest buffered frame − playing position) MSE players report.
+    pub live_edge: Histogram,
 }
 
 /// Upper bounds of [`Histogram`] buckets, in seconds (Prometheus `le` labels).

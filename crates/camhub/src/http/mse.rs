@@ -1,0 +1,205 @@
+//! `GET /api/cameras/{id}/mse`: the camera's own H.264 / H.265 over a WebSocket for Media Source
+//! Extensions, no decode, no re-encode. The client first says what it can play
+//! (`{"type": "mse", "codecs": ["avc1.640028", "hvc1.1.6.L120.90"]}`, from
+//! `MediaSource.isTypeSupported`); the server answers `{"type": "mse", "codec": "avc1.64001e",
+//! "width": 640, "height": 360}` and sends the init segment and then one fragment per frame as
+//! binary messages, starting at the cached GOP's keyframe (instant start). New parameter sets
+//! (a resolution change) bring a new `mse` message and init segment. A camera with nothing the
+//! client can play gets `{"type": "error", …}` and a close. The camera's status comes as
+//! `status` messages, a `heartbeat` every 2 s; the client reports its distance to the live edge
+//! with `{"type": "edge", "delay": seconds}` (for `/metrics`). The protocol is in `docs/api.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::camera_ws::HEARTBEAT;
+use super::fmp4::{client_plays, coding_of, no_packets, Mp4Writer, Piece, ViewerGauge, MAX_LAG};
+use super::serve::ConnWritten;
+use super::ws::{send_all, status_msg, text_msg};
+use super::AppState;
+use crate::hub::camera::ViewerBytes;
+use crate::hub::status::Metrics;
+use crate::hub::Camera;
+
+/// How long a client has to say what it plays.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+/// A message from the client.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientMessage {
+    /// What the client can play.
+    Mse { codecs: Vec<String> },
+    /// Newest buffered time minus the playing position, seconds.
+    Edge { delay: f64 },
+}
+
+/// The upgrade handler (access was checked by the route's rule).
+pub async fn mse(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    conn: Option<Extension<ConnWritten>>,
+) -> Response {
+    let camera = match state.hub.camera(&id) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let bytes = ViewerBytes::new(conn.map(|Extension(ConnWritten(w))| w));
+    ws.max_message_size(16 * 1024)
+        .on_upgrade(move |socket| session(socket, state, camera, bytes))
+}
+
+fn error_msg(e: &str) -> Message {
+    text_msg(json!({"type": "error", "error": e}))
+}
+
+async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes: Arc<ViewerBytes>) {
+    let (mut sink, mut stream) = socket.split();
+    // The client speaks first: what it can play.
+    let codecs = match tokio::time::timeout(HELLO_WITHIN, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text) {
+            Ok(ClientMessage::Mse { codecs }) => codecs,
+            _ => {
+                let msg = error_msg(
+                    "the first message must be {\"type\": \"mse\", \"codecs\": [...]}: the codecs \
+                     this browser plays (MediaSource.isTypeSupported)",
+                );
+                let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+                return;
+            }
+        },
+        Ok(_) => return,
+        Err(_) => {
+            let msg = error_msg("no {\"type\": \"mse\", \"codecs\": [...]} message within 10 s");
+            let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+            return;
+        }
+    };
+    if let Some(why) = no_packets(&camera) {
+        let _ = send_all(&mut sink, &bytes, vec![error_msg(&why)]).await;
+        return;
+    }
+    let mut camera = camera;
+    camera.register_queue(&bytes);
+    let mut gauge = ViewerGauge::new(camera.clone(), |m| &m.mse_viewers);
+    let mut sub = camera.subscribe_packets(MAX_LAG);
+    let mut status = camera.status.subscribe();
+    let first = status_msg(&camera, &status.borrow_and_update().clone());
+    if send_all(&mut sink, &bytes, vec![first]).await.is_err() {
+        return;
+    }
+    let mut writer = Mp4Writer::default();
+    let mut resyncs_seen = 0;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let out: Vec<Message> = tokio::select! {
+            d = sub.next() => {
+                camera.touch();
+                let codec = sub.params().map(|p| p.codec).unwrap_or_default();
+                let Some(coding) = coding_of(&codec) else {
+                    let msg = error_msg(&format!(
+                        "camera {} sends {codec}, which browsers cannot be given without \
+                         transcoding: use its JPEG stream",
+                        camera.id()
+                    ));
+                    let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+                    break;
+                };
+                if !client_plays(&codecs, coding) {
+                    let msg = error_msg(&format!(
+                        "camera {} sends {codec}, and this browser plays none of it ({})",
+                        camera.id(),
+                        codecs.join(", ")
+                    ));
+                    let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+                    break;
+                }
+                let pieces = match writer.push(&d, coding) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = send_all(&mut sink, &bytes, vec![error_msg(&e)]).await;
+                        break;
+                    }
+                };
+                if writer.resyncs > resyncs_seen {
+                    Metrics::add(&camera.metrics.resyncs, writer.resyncs - resyncs_seen);
+                    resyncs_seen = writer.resyncs;
+                }
+                let mut out = Vec::with_capacity(pieces.len() + 1);
+                for piece in pieces {
+                    let data = match piece {
+                        Piece::Init { codec, size, data } => {
+                            out.push(text_msg(json!({
+                                "type": "mse", "codec": codec, "width": size.0, "height": size.1,
+                            })));
+                            data
+                        }
+                        Piece::Media(data) => data,
+                    };
+                    Metrics::add(&camera.metrics.packet_bytes_out, data.len() as u64);
+                    out.push(Message::Binary(data));
+                }
+                out
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
+                    Ok(ClientMessage::Edge { delay }) if delay.is_finite() && delay >= 0.0 => {
+                        camera.metrics.live_edge.observe(Duration::from_secs_f64(delay.min(3600.0)));
+                        Vec::new()
+                    }
+                    Ok(_) => Vec::new(),
+                    Err(e) => vec![error_msg(&format!(
+                        "bad message ({e}); expected {{\"type\": \"edge\", \"delay\": seconds}}"
+                    ))],
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => Vec::new(),
+            },
+            r = status.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                let s = status.borrow_and_update().clone();
+                vec![status_msg(&camera, &s)]
+            }
+            _ = heartbeat.tick() => {
+                if camera.retired() {
+                    // A reload replaced the camera: go on with the new one (a new connection:
+                    // the writer waits for its keyframe and sends a new init if needed).
+                    match state.hub.camera(camera.id()) {
+                        Ok(next) if !Arc::ptr_eq(&next, &camera) => {
+                            camera = next;
+                            camera.register_queue(&bytes);
+                            gauge = ViewerGauge::new(camera.clone(), |m| &m.mse_viewers);
+                            sub = camera.subscribe_packets(MAX_LAG);
+                            writer.rejoin();
+                            status = camera.status.subscribe();
+                        }
+                        _ => {
+                            let msg = error_msg("this camera was removed from the config");
+                            let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+                            break;
+                        }
+                    }
+                }
+                vec![text_msg(json!({"type": "heartbeat", "ts": crate::hub::unix_ms()}))]
+            }
+            _ = shutdown.changed() => break,
+        };
+        if send_all(&mut sink, &bytes, out).await.is_err() {
+            return;
+        }
+    }
+    drop(gauge);
+    let _ = sink.send(Message::Close(None)).await;
+}

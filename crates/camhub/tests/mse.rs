@@ -1,0 +1,432 @@
+//! Browser video without transcoding (issue 8), against the real binary and a real RTSP camera
+//! (GStreamer's server): `stream.mp4` and the MSE WebSocket carry the camera's own H.264 as
+//! fragmented MP4 that `ffprobe` reads at the source's size and rate, nothing is decoded for them
+//! (`/metrics`), cameras with nothing a browser can play are refused with a reason, and the camera
+//! page plays the stream in headless Chromium through MSE.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use camhub_testkit::{Camhub, Chromium, RtspServer, RtspServerOptions};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn config(rtsp: &RtspServer) -> String {
+    format!(
+        "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n\n[[camera]]\nid = \"jpeg\"\nurl = \"{}\"\n\n\
+         [[camera]]\nid = \"demo\"\nurl = \"demo:\"\n",
+        rtsp.url("/h264"),
+        rtsp.url("/mjpeg")
+    )
+}
+
+/// `ffprobe`'s view of a file or URL: the first video stream's fields, frames counted.
+fn ffprobe(input: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["-v", "error"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=codec_name,profile,level,width,height,nb_read_frames,r_frame_rate,avg_frame_rate",
+        "-of",
+        "json",
+        input,
+    ]);
+    let out = std::process::Command::new("ffprobe")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"][0].clone()
+}
+
+/// A rate like "15/1" as a number.
+fn rate(v: &Value) -> f64 {
+    let s = v.as_str().unwrap_or("0/1");
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    n.parse::<f64>().unwrap_or(0.0) / d.parse::<f64>().unwrap_or(1.0).max(1e-9)
+}
+
+/// The `camhub_packet_viewers` gauge of `camera` and `kind`.
+async fn packet_viewers(hub: &Camhub, camera: &str, kind: &str) -> f64 {
+    let text = common::get(&hub.url("/metrics")).await.text();
+    let prefix = format!("camhub_packet_viewers{{camera=\"{camera}\",kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no packet viewers of {camera}/{kind} in /metrics:\n{text}"))
+}
+
+async fn mse_ws(hub: &Camhub, id: &str) -> Ws {
+    let url = hub
+        .url(&format!("/api/cameras/{id}/mse"))
+        .replacen("http", "ws", 1);
+    tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap()
+        .0
+}
+
+/// The next message within `limit`: JSON text as Ok, binary as Err; None when closed or silent.
+async fn next(ws: &mut Ws, limit: Duration) -> Option<Result<Value, Vec<u8>>> {
+    loop {
+        let m = tokio::time::timeout(limit, ws.next()).await.ok()??.ok()?;
+        match m {
+            Message::Text(t) => return Some(Ok(serde_json::from_str(t.as_str()).unwrap())),
+            Message::Binary(b) => return Some(Err(b.to_vec())),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The first `error` message a client saying it plays `codecs` gets from camera `id`.
+async fn refusal(hub: &Camhub, id: &str, codecs: &[&str]) -> String {
+    let mut ws = mse_ws(hub, id).await;
+    ws.send(Message::text(
+        json!({"type": "mse", "codecs": codecs}).to_string(),
+    ))
+    .await
+    .unwrap();
+    while let Some(m) = next(&mut ws, Duration::from_secs(20)).await {
+        match m {
+            Ok(v) if v["type"] == "error" => return v["error"].as_str().unwrap().to_owned(),
+            Ok(v) => assert_ne!(v["type"], "mse", "{id}: a codec was offered: {v}"),
+            Err(b) => panic!(
+                "{id}: {} bytes of video for a client that cannot play it",
+                b.len()
+            ),
+        }
+    }
+    panic!("{id}: closed or silent without an error message");
+}
+
+#[tokio::test]
+async fn stream_mp4_is_the_cameras_own_h264_and_nothing_is_decoded() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&config(&rtsp)).await;
+    let url = hub.url("/api/cameras/cam/stream.mp4");
+
+    // ffprobe reads three seconds of the live file: the source's codec, size and rate.
+    let probe_url = url.clone();
+    let s = tokio::task::spawn_blocking(move || ffprobe(&probe_url, &["-read_intervals", "%+3"]))
+        .await
+        .unwrap();
+    assert_eq!(s["codec_name"], "h264", "{s}");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{s}"
+    );
+    let fps = rate(&s["r_frame_rate"]);
+    assert!((14.0..=16.0).contains(&fps), "frame rate {fps}: {s}");
+    let frames: u64 = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(
+        frames >= 30,
+        "only {frames} frames in 3 s of a 15 fps camera: {s}"
+    );
+
+    // The ffmpeg CLI decodes what it gets without a complaint.
+    let decode_url = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-t",
+                "2",
+                "-i",
+                &decode_url,
+                "-f",
+                "null",
+                "-",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "",
+        "ffmpeg complained"
+    );
+
+    // A packet viewer costs no decode: nothing asked for pictures.
+    assert_eq!(
+        common::metric(&hub, "camhub_decode_seconds_total", "cam").await,
+        0.0
+    );
+    assert_eq!(
+        common::metric(&hub, "camhub_frames_encoded_total", "cam").await,
+        0.0
+    );
+    assert!(common::metric(&hub, "camhub_packet_bytes_out_total", "cam").await > 10_000.0);
+
+    // While a response is open it counts as a viewer of its kind, and the camera stays connected.
+    let client = reqwest::Client::new();
+    let mut resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert_eq!(
+        &first[4..8],
+        b"ftyp",
+        "the response starts with the init segment"
+    );
+    assert_eq!(packet_viewers(&hub, "cam", "mp4").await, 1.0);
+    drop(resp);
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            packet_viewers(&hub, "cam", "mp4").await == 0.0
+        })
+        .await,
+        "the viewer gauge did not go back to 0"
+    );
+}
+
+#[tokio::test]
+async fn the_mse_websocket_sends_the_codec_an_init_segment_and_playable_fragments() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&config(&rtsp)).await;
+    let mut ws = mse_ws(&hub, "cam").await;
+    ws.send(Message::text(
+        json!({"type": "mse", "codecs": ["avc1.640028", "avc1.42E01E"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut codec = None;
+    let mut status = false;
+    let mut file = Vec::new();
+    let mut fragments = 0;
+    while fragments < 45 {
+        match next(&mut ws, Duration::from_secs(20)).await {
+            Some(Ok(v)) if v["type"] == "mse" => {
+                assert!(
+                    file.is_empty(),
+                    "the codec message comes before the init segment"
+                );
+                assert_eq!(
+                    (v["width"].as_u64(), v["height"].as_u64()),
+                    (Some(640), Some(360)),
+                    "{v}"
+                );
+                codec = v["codec"].as_str().map(str::to_owned);
+            }
+            Some(Ok(v)) if v["type"] == "status" => status = true,
+            Some(Ok(v)) => assert_ne!(v["type"], "error", "{v}"),
+            Some(Err(b)) => {
+                if file.is_empty() {
+                    assert_eq!(
+                        &b[4..8],
+                        b"ftyp",
+                        "the first binary message is the init segment"
+                    );
+                } else {
+                    assert_eq!(&b[4..8], b"moof", "then fragments");
+                    fragments += 1;
+                }
+                file.extend_from_slice(&b);
+            }
+            None => panic!(
+                "closed after {fragments} fragments; log:\n{}",
+                hub.log_tail(30)
+            ),
+        }
+    }
+    let codec = codec.expect("an mse message");
+    assert!(codec.starts_with("avc1.") && codec.len() == 11, "{codec}");
+    assert!(status, "the camera's status came too");
+    assert_eq!(packet_viewers(&hub, "cam", "mse").await, 1.0);
+    ws.send(Message::text(
+        json!({"type": "edge", "delay": 0.25}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            common::metric(&hub, "camhub_mse_live_edge_seconds_count", "cam").await == 1.0
+        })
+        .await,
+        "the reported live-edge distance is in /metrics"
+    );
+    drop(ws);
+
+    // What was captured is a valid MP4: every fragment a frame, at the camera's size.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mse.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let s = ffprobe(path.to_str().unwrap(), &[]);
+    assert_eq!(s["codec_name"], "h264", "{s}");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{s}"
+    );
+    assert_eq!(s["nb_read_frames"], "45", "{s}");
+    // The codec string is the stream's own profile and level (RFC 6381: avc1.PPCCLL).
+    let level = u8::from_str_radix(&codec[9..11], 16).unwrap();
+    assert_eq!(
+        s["level"].as_u64(),
+        Some(u64::from(level)),
+        "{codec} vs {s}"
+    );
+    let baseline = s["profile"].as_str().unwrap().contains("Baseline");
+    assert_eq!(&codec[5..7] == "42", baseline, "{codec} vs {s}");
+    let fps = rate(&s["avg_frame_rate"]);
+    assert!((13.0..=17.0).contains(&fps), "frame rate {fps}: {s}");
+    assert_eq!(
+        common::metric(&hub, "camhub_decode_seconds_total", "cam").await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn cameras_a_browser_cannot_play_are_refused_with_the_reason() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&config(&rtsp)).await;
+
+    let e = refusal(&hub, "cam", &["hvc1.1.6.L120.90"]).await;
+    assert!(e.contains("h264") && e.contains("plays none"), "{e}");
+    let e = refusal(&hub, "jpeg", &["avc1.640028"]).await;
+    assert!(e.contains("mjpeg") && e.contains("JPEG"), "{e}");
+    let e = refusal(&hub, "demo", &["avc1.640028"]).await;
+    assert!(e.contains("demo"), "{e}");
+
+    // A first message that is not the codec list.
+    let mut ws = mse_ws(&hub, "cam").await;
+    ws.send(Message::text(r#"{"mode": "live"}"#)).await.unwrap();
+    match next(&mut ws, Duration::from_secs(10)).await {
+        Some(Ok(v)) => assert!(v["error"].as_str().unwrap().contains("codecs"), "{v}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+
+    for (id, what) in [("jpeg", "mjpeg"), ("demo", "demo")] {
+        let got = common::get(&hub.url(&format!("/api/cameras/{id}/stream.mp4"))).await;
+        assert_eq!(got.status, 415, "{id}: {}", got.text());
+        assert!(got.text().contains(what), "{id}: {}", got.text());
+    }
+    let got = common::get(&hub.url("/api/cameras/nope/stream.mp4")).await;
+    assert_eq!(got.status, 404);
+    let got = common::get(&hub.url("/api/cameras/cam/stream.mp4?width=3")).await;
+    assert_eq!(got.status, 400, "{}", got.text());
+}
+
+/// Waits until `js` is true, or panics with `what`, the page's summary and camhub's log.
+async fn expect(browser: &mut Chromium, hub: &Camhub, js: &str, secs: u64, what: &str) {
+    if !browser.wait_until(js, Duration::from_secs(secs)).await {
+        let now = browser
+            .try_eval("JSON.stringify(camhub.cameraPage())")
+            .await
+            .unwrap_or(Value::Null);
+        panic!(
+            "{what}: not within {secs} s\npage: {now}\nlog:\n{}",
+            hub.log_tail(40)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&config(&rtsp)).await;
+    let mut browser = Chromium::start().await;
+
+    // Automatic choice on an H.264 camera: MSE, playing at the camera's size.
+    browser.open(&hub.url("/cameras/cam")).await;
+    expect(
+        &mut browser,
+        &hub,
+        "camhub.cameraPage().player === 'mse' && camhub.cameraPage().mse && \
+         camhub.cameraPage().mse.width === 640 && camhub.cameraPage().mse.currentTime > 0.5",
+        30,
+        "the page plays the camera through MSE",
+    )
+    .await;
+    let page = browser.eval("camhub.cameraPage()").await;
+    assert!(
+        page["mse"]["codec"].as_str().unwrap().starts_with("avc1."),
+        "{page}"
+    );
+    assert_eq!(page["mse"]["height"], 360, "{page}");
+    let t0 = page["mse"]["currentTime"].as_f64().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let page = browser.eval("camhub.cameraPage()").await;
+    let t1 = page["mse"]["currentTime"].as_f64().unwrap();
+    assert!(t1 > t0 + 1.0, "playback advances: {t0} → {t1}: {page}");
+    let delay = page["mse"]["delay"].as_f64().unwrap();
+    assert!(delay <= 1.0, "at the live edge: {delay} s behind: {page}");
+    let label = browser
+        .eval("document.getElementById('player-label').textContent")
+        .await;
+    assert!(label.as_str().unwrap().starts_with("MSE"), "{label}");
+    assert_eq!(packet_viewers(&hub, "cam", "mse").await, 1.0);
+    assert_eq!(
+        common::metric(&hub, "camhub_decode_seconds_total", "cam").await,
+        0.0,
+        "the browser's video is the camera's own: nothing decoded"
+    );
+    screenshot(&mut browser, "mse-camera-page.png").await;
+
+    // A JPEG-only camera: the automatic choice falls back to MJPEG and says why.
+    browser.open(&hub.url("/cameras/demo")).await;
+    expect(
+        &mut browser,
+        &hub,
+        "camhub.cameraPage().player === 'mjpeg' && camhub.cameraPage().playerWhy.includes('demo') && \
+         document.getElementById('stream').naturalWidth > 0",
+        30,
+        "the demo falls back to MJPEG",
+    )
+    .await;
+
+    // ?player=mjpeg forces MJPEG on an H.264 camera.
+    browser.open(&hub.url("/cameras/cam?player=mjpeg")).await;
+    expect(
+        &mut browser,
+        &hub,
+        "camhub.cameraPage().player === 'mjpeg' && document.getElementById('stream').naturalWidth === 640",
+        30,
+        "?player=mjpeg shows MJPEG",
+    )
+    .await;
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            packet_viewers(&hub, "cam", "mse").await == 0.0
+        })
+        .await,
+        "the MSE viewer left with the page"
+    );
+}
+
+/// Saves a screenshot to a temporary directory; with `CAMHUB_TEST_ARTIFACTS=DIR` set, a copy is
+/// kept there.
+async fn screenshot(browser: &mut Chromium, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    browser.screenshot(&path).await;
+    assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+    if let Ok(keep) = std::env::var("CAMHUB_TEST_ARTIFACTS") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&path, Path::new(&keep).join(name)).unwrap();
+    }
+}

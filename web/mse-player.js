@@ -1,0 +1,247 @@
+// camhub.MsePlayer: the camera's own H.264 / H.265 in a <video>, through Media Source Extensions fed
+// by api/cameras/{id}/mse (no transcoding on the server). The protocol is in docs/api.md.
+//
+// - Instant start: the server sends the cached GOP from its keyframe at once; once it is buffered the
+//   player jumps to its newest frame, so the first picture is the newest one, not a GOP-old one.
+// - Live edge, always: after every append, a position more than JUMP_S behind the newest buffered
+//   frame jumps to TARGET_S behind it; between, playback runs up to 10 % fast to absorb jitter. The
+//   server moves a connection that falls behind to its newest keyframe, on one continuous timeline,
+//   so the buffer never has holes to stall on. What has been played is removed (bounded memory).
+// - iPhone Safari (iOS 17.1+) has no MediaSource, only ManagedMediaSource: used where MediaSource is
+//   missing (it needs disableRemotePlayback and appends only between startstreaming/endstreaming).
+// - The distance to the live edge is reported to the server every 2 s ({"type": "edge"}) for
+//   /metrics.
+'use strict';
+
+(function () {
+  // What the client offers: the server picks the camera's own codec if its family is among these.
+  const CANDIDATES = [
+    'avc1.42E01E', 'avc1.4D401F', 'avc1.640028', 'avc1.640033',
+    'hvc1.1.6.L120.90', 'hvc1.1.6.L153.B0', 'hev1.1.6.L120.90',
+  ];
+  const TARGET_S = 0.15;     // where a jump lands, behind the newest buffered frame
+  const JUMP_S = 0.8;        // further behind than this: jump
+  const NUDGE_S = 0.35;      // further behind than this: play a little faster
+  const KEEP_S = 10;         // buffered history kept behind the playing position
+  const REPORT_MS = 2000;
+
+  function sourceClass() {
+    return window.MediaSource || window.ManagedMediaSource || null;
+  }
+
+  /** Codec strings this browser can play through MSE (empty: no MSE at all). */
+  function playable() {
+    const MS = sourceClass();
+    if (!MS || typeof MS.isTypeSupported !== 'function') return [];
+    return CANDIDATES.filter(function (c) {
+      try { return MS.isTypeSupported('video/mp4; codecs="' + c + '"'); } catch (e) { return false; }
+    });
+  }
+
+  function MsePlayer(opts) {
+    const video = opts.video;
+    const onInfo = opts.onInfo || function () {};
+    const onError = opts.onError || function () {};
+    const onStatus = opts.onStatus || function () {};
+    let ws = null;
+    let ms = null;
+    let sb = null;
+    let objectUrl = null;
+    let queue = [];
+    let codec = null;
+    let size = null;
+    let streaming = true;        // ManagedMediaSource: appends allowed
+    let stopped = true;
+    let jumps = 0;
+    let appended = 0;
+    let delay = null;
+    let reportTimer = 0;
+    let firstFrameAt = 0;
+    let startedAt = 0;
+
+    // fatal: this camera cannot be played this way (the server said so, or the browser refused
+    // the codec); otherwise the connection broke and trying again may work.
+    function fail(text, fatal) {
+      if (stopped) return;
+      stop();
+      onError(text, !!fatal);
+    }
+
+    function liveEdge() {
+      const b = video.buffered;
+      if (!b || b.length === 0) return;
+      const end = b.end(b.length - 1);
+      const start = b.start(b.length - 1);
+      const t = video.currentTime;
+      if (t < start || end - t > JUMP_S) {
+        video.currentTime = Math.max(start, end - TARGET_S);
+        jumps += 1;
+      }
+      delay = Math.max(0, end - video.currentTime);
+      const rate = delay > NUDGE_S ? 1.1 : 1.0;
+      if (video.playbackRate !== rate) video.playbackRate = rate;
+      if (video.paused) video.play().catch(function () { /* autoplay: muted, so allowed */ });
+    }
+
+    function trim() {
+      const b = video.buffered;
+      if (!sb || sb.updating || !b || b.length === 0) return false;
+      const behind = video.currentTime - KEEP_S;
+      if (b.start(0) < behind - 1) {
+        try { sb.remove(0, behind); return true; } catch (e) { return false; }
+      }
+      return false;
+    }
+
+    function pump() {
+      if (!sb || sb.updating || stopped) return;
+      if (queue.length === 0) {
+        trim();
+        return;
+      }
+      if (!streaming) return;
+      const data = queue.shift();
+      try {
+        sb.appendBuffer(data);
+        appended += 1;
+      } catch (e) {
+        if (e.name === 'QuotaExceededError') {
+          queue.unshift(data);
+          if (!trim()) fail('The browser has no room for more video: ' + e.message, false);
+          return;
+        }
+        fail('The browser refused the video (' + e.message + ')', true);
+      }
+    }
+
+    function onUpdateEnd() {
+      if (stopped) return;
+      if (!firstFrameAt && video.buffered.length > 0) firstFrameAt = performance.now();
+      liveEdge();
+      pump();
+    }
+
+    function setCodec(msg) {
+      const type = 'video/mp4; codecs="' + msg.codec + '"';
+      size = msg.width && msg.height ? [msg.width, msg.height] : null;
+      try {
+        if (!sb) {
+          sb = ms.addSourceBuffer(type);
+          sb.mode = 'segments';
+          sb.addEventListener('updateend', onUpdateEnd);
+          sb.addEventListener('error', function () { fail('The browser could not decode the video', true); });
+        } else if (msg.codec !== codec && typeof sb.changeType === 'function') {
+          sb.changeType(type);
+        }
+      } catch (e) {
+        fail('This browser cannot play ' + msg.codec + ' (' + e.message + ')', true);
+        return;
+      }
+      codec = msg.codec;
+      onInfo({ codec: codec, width: size && size[0], height: size && size[1] });
+    }
+
+    function onMessage(ev) {
+      if (typeof ev.data === 'string') {
+        let msg;
+        try { msg = JSON.parse(ev.data); } catch (e) { return; }
+        if (msg.type === 'mse') setCodec(msg);
+        else if (msg.type === 'error') fail(msg.error || 'the server refused the video', true);
+        else if (msg.type === 'status') onStatus(msg);
+        return;
+      }
+      queue.push(ev.data);
+      pump();
+    }
+
+    function openSocket() {
+      const url = new URL(opts.url, document.baseURI);
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      ws = new WebSocket(url.toString());
+      ws.binaryType = 'arraybuffer';
+      ws.onopen = function () {
+        ws.send(JSON.stringify({ type: 'mse', codecs: playable() }));
+      };
+      ws.onmessage = onMessage;
+      ws.onclose = function () {
+        if (!stopped) fail('The video connection closed', false);
+      };
+      reportTimer = setInterval(function () {
+        if (ws && ws.readyState === WebSocket.OPEN && delay !== null) {
+          ws.send(JSON.stringify({ type: 'edge', delay: Math.round(delay * 1000) / 1000 }));
+        }
+      }, REPORT_MS);
+    }
+
+    function start() {
+      const MS = sourceClass();
+      if (!MS) {
+        onError('This browser has no Media Source Extensions', true);
+        return;
+      }
+      stop();
+      stopped = false;
+      startedAt = performance.now();
+      firstFrameAt = 0;
+      ms = new MS();
+      const managed = !window.MediaSource;
+      streaming = !managed;
+      if (managed) {
+        video.disableRemotePlayback = true;
+        ms.addEventListener('startstreaming', function () { streaming = true; pump(); });
+        ms.addEventListener('endstreaming', function () { streaming = false; });
+      }
+      video.muted = true;
+      video.playsInline = true;
+      video.onerror = function () {
+        fail('The browser could not play the video' + (video.error && video.error.message ? ' (' + video.error.message + ')' : ''), true);
+      };
+      ms.addEventListener('sourceopen', openSocket, { once: true });
+      objectUrl = URL.createObjectURL(ms);
+      video.src = objectUrl;
+    }
+
+    function stop() {
+      stopped = true;
+      clearInterval(reportTimer);
+      reportTimer = 0;
+      if (ws) {
+        ws.onclose = null;
+        ws.onmessage = null;
+        try { ws.close(); } catch (e) { /* closed already */ }
+      }
+      ws = null;
+      queue = [];
+      sb = null;
+      ms = null;
+      codec = null;
+      delay = null;
+      if (objectUrl) {
+        URL.revokeObjectURL(objectUrl);
+        objectUrl = null;
+        video.removeAttribute('src');
+        video.load();
+      }
+    }
+
+    return {
+      start,
+      stop,
+      /** {codec, width, height, delay: s behind the newest frame, jumps, appended, firstFrameMs}. */
+      summary: function () {
+        return {
+          codec,
+          width: video.videoWidth,
+          height: video.videoHeight,
+          delay,
+          jumps,
+          appended,
+          currentTime: video.currentTime,
+          firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - startedAt) : null,
+        };
+      },
+    };
+  }
+
+  window.camhub = Object.assign(window.camhub || {}, { MsePlayer, msePlayable: playable });
+})();
