@@ -73,6 +73,7 @@
   let playerUsed = 'mjpeg';       // what shows the live picture now
   let playerWhy = '';             // why MJPEG, when MSE was not used
   let mseRefused = '';            // auto: the server or browser said MSE cannot play this camera
+  let hlsRefused = '';            // auto: the browser's HLS player could not play this camera
   let mse = null;                 // the running MsePlayer
   let mseInfo = null;             // {codec, width, height} from the server
 
@@ -106,7 +107,7 @@
     }
     mode = MODES.includes(m) ? m : 'live';
     const p = q.get('player');
-    playerWanted = p === 'mse' || p === 'mjpeg' ? p : '';
+    playerWanted = ['mse', 'hls', 'mjpeg'].includes(p) ? p : '';
     playerSel.value = playerWanted;
   }
 
@@ -181,6 +182,10 @@
       startMse();
       return;
     }
+    if (wantHls()) {
+      startHls();
+      return;
+    }
     usePlayer('mjpeg');
     streamImg.src = url;
   }
@@ -197,6 +202,7 @@
   // Auto: MSE where the browser has it, until the server says this camera has nothing it can
   // play (a JPEG camera, the demo) — then MJPEG, and the label says why.
   function wantMse() {
+    if (playerWanted === 'hls') return false;
     if (playerWanted === 'mjpeg') {
       playerWhy = 'chosen';
       return false;
@@ -246,12 +252,53 @@
     if (mse) mse.stop();
     mse = null;
     mseInfo = null;
+    if (playerUsed === 'hls' && videoEl.getAttribute('src')) {
+      videoEl.removeAttribute('src');
+      videoEl.load();
+    }
+  }
+
+  // ---------------------------------------------------------------- live video (native HLS)
+
+  // Browsers without MSE but with their own HLS player (older iPhones): the camera's LL-HLS.
+  function nativeHls() {
+    return typeof videoEl.canPlayType === 'function' &&
+      videoEl.canPlayType('application/vnd.apple.mpegurl') !== '';
+  }
+
+  function wantHls() {
+    if (playerWanted === 'hls') return true;
+    if (playerWanted === 'mjpeg' || hlsRefused || !nativeHls()) return false;
+    return true;
+  }
+
+  function startHls() {
+    usePlayer('hls');
+    const url = api + '/hls/index.m3u8';
+    streamLink.href = url;
+    videoEl.muted = true;
+    videoEl.playsInline = true;
+    videoEl.onerror = function () {
+      if (playerUsed !== 'hls') return;
+      const why = 'this browser cannot play the HLS stream' +
+        (videoEl.error && videoEl.error.message ? ' (' + videoEl.error.message + ')' : '');
+      if (playerWanted === 'hls') {
+        showMessage('Video (HLS): ' + why, true);
+        messageEl.dataset.source = 'stream';
+        return;
+      }
+      hlsRefused = why;
+      playerWhy = why;
+      startStream();
+    };
+    videoEl.src = url;
+    videoEl.play().catch(function () { /* muted autoplay is allowed */ });
   }
 
   function usePlayer(kind) {
     playerUsed = kind;
-    if (kind === 'mse') playerWhy = '';
-    picture.setPlayer(kind === 'mse' ? 'video' : 'img');
+    if (kind !== 'mjpeg') playerWhy = '';
+    picture.setPlayer(kind === 'mjpeg' ? 'img' : 'video');
     renderPlayer();
   }
 
@@ -260,6 +307,9 @@
     if (playerUsed === 'mse') {
       playerLabel.textContent = 'MSE' + (mseInfo ? ' · ' + mseInfo.codec : '');
       playerLabel.title = "The camera's own video, played by the browser (no transcoding)";
+    } else if (playerUsed === 'hls') {
+      playerLabel.textContent = 'HLS';
+      playerLabel.title = "The camera's own video through the browser's HLS player (no transcoding)";
     } else {
       playerLabel.textContent = 'MJPEG';
       playerLabel.title = 'JPEG pictures' + (playerWhy ? ': ' + playerWhy : '');
@@ -269,6 +319,7 @@
   playerSel.addEventListener('change', function () {
     playerWanted = playerSel.value;
     mseRefused = '';
+    hlsRefused = '';
     streamRetries = 0;
     saveSettings();
     startStream();

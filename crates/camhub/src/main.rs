@@ -523,6 +523,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         tls: tls.is_some(),
         reloader: reloader.clone(),
         base_path: config.server.base_path.clone().into(),
+        hls: Arc::default(),
     };
     info!(
         "camhub {} serving {} camera(s) on {}://{}/",

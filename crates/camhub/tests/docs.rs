@@ -33,7 +33,7 @@ const CAMERA: &str = "demo";
 /// camera on the test's RTSP server.
 const H264_CAMERA: &str = "h264";
 /// Last segments of the paths that serve a camera's own encoded stream.
-const PACKET_PATHS: &[&str] = &["/stream.mp4", "/mse"];
+const PACKET_PATHS: &[&str] = &["/stream.mp4", "/mse", "/hls/index.m3u8"];
 /// The motion event every event id in the docs is replaced with (the test stores it, with a
 /// snapshot and two frames, before camhub starts).
 const EVENT: &str = "1";
@@ -57,10 +57,7 @@ const ROOTS: &[&str] = &["/api", "/cameras", "/healthz", "/metrics", "/history"]
 
 /// Paths of later issues the docs may name (on a line that says "planned" or "later"), and which
 /// camhub must not serve yet. `{id}` is a camera id.
-const PLANNED: &[(&str, &str)] = &[(
-    "/api/cameras/{id}/hls/index.m3u8",
-    "the HLS step of the browser video issue",
-)];
+const PLANNED: &[(&str, &str)] = &[("/api/cameras/{id}/whep", "the WebRTC issue")];
 
 /// Words that mark a line naming a planned path.
 const PLANNED_MARKERS: &[&str] = &["planned", "later"];

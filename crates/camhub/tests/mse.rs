@@ -430,3 +430,227 @@ async fn screenshot(browser: &mut Chromium, name: &str) {
         std::fs::copy(&path, Path::new(&keep).join(name)).unwrap();
     }
 }
+
+/// Connects to the camera's MSE WebSocket and says it plays H.264.
+async fn hello(hub: &Camhub, id: &str) -> Ws {
+    let mut ws = mse_ws(hub, id).await;
+    ws.send(Message::text(
+        json!({"type": "mse", "codecs": ["avc1.640028"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+/// Whether a fragment's first sample is a sync sample (a keyframe): its `trun` sample flags.
+fn starts_with_keyframe(fragment: &[u8]) -> bool {
+    let Some(i) = fragment.windows(4).position(|w| w == b"trun") else {
+        return false;
+    };
+    let flags = fragment
+        .get(i + 24..i + 28)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    flags.is_some_and(|f| f & 0x0001_0000 == 0 && f & 0x0200_0000 != 0)
+}
+
+#[tokio::test]
+async fn a_new_viewer_starts_at_the_cached_gop_not_at_the_next_keyframe() {
+    // 10 fps with a keyframe every 4 s, as cameras often send.
+    let rtsp = RtspServer::start(
+        RtspServerOptions::default()
+            .with_size(640, 360, 10)
+            .with_gop(40),
+    )
+    .await;
+    let hub = common::start(&config(&rtsp)).await;
+    // The first viewer keeps the camera streaming; 25 frames after its first keyframe the stream
+    // is 2.5 s into a 4 s GOP.
+    let mut a = hello(&hub, "cam").await;
+    let mut frames = 0;
+    while frames < 25 {
+        match next(&mut a, Duration::from_secs(20)).await {
+            Some(Err(b)) if &b[4..8] == b"moof" => {
+                if frames == 0 {
+                    assert!(starts_with_keyframe(&b), "the first fragment is a keyframe");
+                }
+                frames += 1;
+            }
+            Some(_) => {}
+            None => panic!(
+                "the first viewer's stream closed; log:\n{}",
+                hub.log_tail(30)
+            ),
+        }
+    }
+    // A second viewer now. Without the cached GOP it would wait 1.5 s for the next keyframe and
+    // then only ever hold what happened since; with it, it gets the 2.5 s since the keyframe at
+    // once, i.e. it holds more media than the time it has been connected. (A wall-clock stall
+    // of the test can only make that harder, never fake it.)
+    let connected = std::time::Instant::now();
+    let mut b = hello(&hub, "cam").await;
+    let mut count = 0u32;
+    let mut ahead = f64::MIN;
+    while count < 30 {
+        match next(&mut b, Duration::from_secs(20)).await {
+            Some(Err(f)) if &f[4..8] == b"moof" => {
+                if count == 0 {
+                    assert!(starts_with_keyframe(&f), "a viewer starts on a keyframe");
+                }
+                count += 1;
+                let media = f64::from(count) * 0.1;
+                ahead = ahead.max(media - connected.elapsed().as_secs_f64());
+            }
+            Some(_) => {}
+            None => panic!("the second viewer's stream closed"),
+        }
+    }
+    assert!(
+        ahead >= 1.0,
+        "the new viewer got at most {ahead:.2} s of media ahead of its connection time: it was not \
+         given the cached GOP"
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_viewers_share_one_camera_connection_and_nothing_is_decoded() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&format!(
+        "[server]\nmax_connections = 1000\nmax_connections_per_ip = 1000\nmax_viewers_per_camera = 1000\n\n{}",
+        config(&rtsp)
+    ))
+    .await;
+    let port = hub.port();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            s.write_all(
+                format!(
+                    "GET /api/cameras/cam/stream.mp4 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            // Read until two fragments came (the init segment and the first frames).
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while seen.windows(4).filter(|w| w == b"moof").count() < 2 {
+                let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+                    .await
+                    .expect("fragments within 60 s")
+                    .unwrap();
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buf[..n]);
+            }
+            assert!(
+                seen.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&seen[..40])
+            );
+            s // kept open until every viewer is counted
+        }));
+    }
+    let mut open = Vec::new();
+    for t in tasks {
+        open.push(t.await.unwrap());
+    }
+    assert_eq!(packet_viewers(&hub, "cam", "mp4").await, 200.0);
+    assert_eq!(
+        rtsp.count("PLAY", "/h264"),
+        1,
+        "one camera connection for 200 viewers"
+    );
+    assert_eq!(
+        common::metric(&hub, "camhub_decode_seconds_total", "cam").await,
+        0.0
+    );
+    drop(open);
+}
+
+#[tokio::test]
+async fn a_resolution_change_reaches_the_player_as_a_new_init_segment() {
+    // /switch halves the picture 3 s after it starts.
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"sw\"\nurl = \"{}\"\n",
+        rtsp.url("/switch")
+    ))
+    .await;
+    let mut ws = hello(&hub, "sw").await;
+    let mut sizes = Vec::new();
+    let mut after = Vec::new();
+    let mut fragments_after = 0;
+    while fragments_after < 20 {
+        match next(&mut ws, Duration::from_secs(20)).await {
+            Some(Ok(v)) if v["type"] == "mse" => {
+                sizes.push((v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()));
+                after.clear();
+            }
+            Some(Ok(v)) => assert_ne!(v["type"], "error", "{v}"),
+            Some(Err(b)) => {
+                if sizes.len() >= 2 && &b[4..8] == b"moof" {
+                    fragments_after += 1;
+                }
+                after.extend_from_slice(&b);
+            }
+            None => panic!("closed; sizes so far {sizes:?}; log:\n{}", hub.log_tail(30)),
+        }
+    }
+    assert_eq!(sizes, vec![(640, 360), (320, 180)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("after.mp4");
+    std::fs::write(&path, &after).unwrap();
+    let s = ffprobe(path.to_str().unwrap(), &[]);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(320), Some(180)),
+        "{s}"
+    );
+    assert_eq!(s["nb_read_frames"], "20", "{s}");
+}
+
+#[tokio::test]
+async fn the_player_follows_a_resolution_change_and_keeps_playing() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"sw\"\nurl = \"{}\"\n",
+        rtsp.url("/switch")
+    ))
+    .await;
+    let mut browser = Chromium::start().await;
+    browser.open(&hub.url("/cameras/sw?player=mse")).await;
+    expect(
+        &mut browser,
+        &hub,
+        "camhub.cameraPage().mse && camhub.cameraPage().mse.width === 640",
+        30,
+        "the page plays the first resolution",
+    )
+    .await;
+    expect(
+        &mut browser,
+        &hub,
+        "camhub.cameraPage().mse && camhub.cameraPage().mse.width === 320",
+        30,
+        "the page plays the new resolution",
+    )
+    .await;
+    let t0 = browser
+        .eval("camhub.cameraPage().mse.currentTime")
+        .await
+        .as_f64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let page = browser.eval("camhub.cameraPage()").await;
+    let t1 = page["mse"]["currentTime"].as_f64().unwrap();
+    assert!(
+        t1 > t0 + 1.0,
+        "playback goes on after the change: {t0} → {t1}: {page}"
+    );
+    assert_eq!(page["player"], "mse", "{page}");
+}

@@ -8,6 +8,7 @@ pub mod civil;
 pub mod colour;
 pub mod draw;
 pub mod fmp4;
+pub mod hls;
 pub mod jpeg;
 pub mod motion;
 pub mod multipart;

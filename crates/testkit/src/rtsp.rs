@@ -31,8 +31,10 @@ pub struct RtspServerOptions {
     pub width: u32,
     /// Picture height.
     pub height: u32,
-    /// Frames per second; H.264 gets a keyframe every `fps` frames (one per second).
+    /// Frames per second; H.264 gets a keyframe every `fps` frames (one per second) unless `gop`.
     pub fps: u32,
+    /// Frames from one keyframe to the next on the H.264/H.265 mounts (None: `fps`, one second).
+    pub gop: Option<u32>,
     /// `/switch` halves the picture size this long after its media starts.
     pub switch_after: Duration,
     /// `/silent` stops sending RTP this long after its media starts (the session stays open).
@@ -50,6 +52,7 @@ impl Default for RtspServerOptions {
             width: 640,
             height: 360,
             fps: 15,
+            gop: None,
             switch_after: Duration::from_secs(3),
             silent_after: Duration::from_secs(3),
             colorimetry: None,
@@ -69,6 +72,12 @@ impl RtspServerOptions {
         self.width = width;
         self.height = height;
         self.fps = fps;
+        self
+    }
+
+    /// A keyframe every `frames` frames on the H.264/H.265 mounts (a long GOP, as cameras often have).
+    pub fn with_gop(mut self, frames: u32) -> Self {
+        self.gop = Some(frames);
         self
     }
 
@@ -167,6 +176,7 @@ impl RtspServer {
                 &o.height.to_string(),
             ])
             .args(["--fps", &o.fps.to_string()])
+            .args(["--gop", &o.gop.unwrap_or(0).to_string()])
             .args(["--switch-after", &o.switch_after.as_secs_f64().to_string()])
             .args(["--silent-after", &o.silent_after.as_secs_f64().to_string()])
             .stdin(Stdio::null())

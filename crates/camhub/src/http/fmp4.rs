@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
-use crate::hub::camera::ViewerBytes;
+use crate::hub::camera::{Admission, ViewerBytes};
 use crate::hub::status::Metrics;
 use crate::hub::taps::{Delivery, PacketSubscriber};
 use crate::hub::{Camera, Hub};
@@ -209,20 +209,35 @@ impl Mp4Writer {
     }
 }
 
-/// Counts a packet viewer in a gauge while it lives.
-pub struct ViewerGauge(Arc<Camera>, fn(&Metrics) -> &AtomicU64);
+/// A packet viewer's place under the camera's `max_viewers_per_camera`, counted in a gauge of
+/// its kind while it lives.
+pub struct ViewerGauge {
+    camera: Arc<Camera>,
+    which: fn(&Metrics) -> &AtomicU64,
+    /// Held for its Drop: the place under `max_viewers_per_camera`.
+    _admission: Admission,
+}
 
 impl ViewerGauge {
-    /// Adds one to the gauge `which` of `camera`'s metrics.
-    pub fn new(camera: Arc<Camera>, which: fn(&Metrics) -> &AtomicU64) -> ViewerGauge {
+    /// Admits one viewer of `camera` and adds one to its gauge `which`; the error when the
+    /// camera has all the viewers it may have.
+    pub fn new(
+        camera: Arc<Camera>,
+        which: fn(&Metrics) -> &AtomicU64,
+    ) -> Result<ViewerGauge, Error> {
+        let admission = camera.admit()?;
         Metrics::add(which(&camera.metrics), 1);
-        ViewerGauge(camera, which)
+        Ok(ViewerGauge {
+            camera,
+            which,
+            _admission: admission,
+        })
     }
 }
 
 impl Drop for ViewerGauge {
     fn drop(&mut self) {
-        (self.1)(&self.0.metrics).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        (self.which)(&self.camera.metrics).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -248,10 +263,11 @@ pub async fn stream(
     if let Some(why) = no_packets(&camera) {
         return Err(Error::new(ErrorKind::UnsupportedMedia, why));
     }
+    let gauge = ViewerGauge::new(camera.clone(), |m| &m.mp4_viewers)?;
     let mut viewer = Mp4Viewer {
         sub: camera.subscribe_packets(MAX_LAG),
         writer: Mp4Writer::default(),
-        gauge: ViewerGauge::new(camera.clone(), |m| &m.mp4_viewers),
+        gauge,
         bytes: camera.register_viewer(conn.map(|Extension(ConnWritten(w))| w)),
         camera,
         hub: state.hub.clone(),
@@ -414,9 +430,12 @@ impl Mp4Viewer {
         if Arc::ptr_eq(&cam, &self.camera) {
             return false;
         }
+        let Ok(gauge) = ViewerGauge::new(cam.clone(), |m| &m.mp4_viewers) else {
+            return false;
+        };
+        self.gauge = gauge;
         self.sub = cam.subscribe_packets(MAX_LAG);
         self.writer.rejoin();
-        self.gauge = ViewerGauge::new(cam.clone(), |m| &m.mp4_viewers);
         self.bytes = cam.register_viewer(None);
         self.camera = cam;
         true

@@ -47,19 +47,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let name = "camhub_packet_viewers";
     let _ = writeln!(
         out,
-        "# HELP {name} Viewers of the camera's own encoded stream (nothing decoded for them), by kind.\n# TYPE {name} gauge"
+        "# HELP {name} Viewers of the camera's own encoded stream (nothing decoded for them), by kind (hls: 1 while its segmenter runs, for any number of HLS players).\n# TYPE {name} gauge"
     );
     for cam in &cameras {
+        let hls = u64::from(state.hls.is_running(cam.id()));
         for (kind, n) in [
-            ("mse", &cam.metrics.mse_viewers),
-            ("mp4", &cam.metrics.mp4_viewers),
+            ("mse", Metrics::get(&cam.metrics.mse_viewers)),
+            ("mp4", Metrics::get(&cam.metrics.mp4_viewers)),
+            ("hls", hls),
         ] {
-            let _ = writeln!(
-                out,
-                "{name}{{camera=\"{}\",kind=\"{kind}\"}} {}",
-                cam.id(),
-                Metrics::get(n)
-            );
+            let _ = writeln!(out, "{name}{{camera=\"{}\",kind=\"{kind}\"}} {n}", cam.id());
         }
     }
     histogram(

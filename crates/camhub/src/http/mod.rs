@@ -10,6 +10,7 @@ pub mod config_api;
 pub mod error;
 pub mod events;
 pub mod fmp4;
+pub mod hls;
 pub mod metrics;
 pub mod mjpeg;
 pub mod mse;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub reloader: Arc<crate::reload::Reloader>,
     /// `[server] base_path`: the prefix every URL is served under (`""` for the root).
     pub base_path: Arc<str>,
+    /// The running HLS segmenters.
+    pub hls: Arc<hls::Registry>,
 }
 
 /// One route: method, path, who may use it, and its handler. Every route camhub serves is in
@@ -167,6 +170,30 @@ pub fn routes() -> Vec<Route> {
             get(fmp4::stream),
         ),
         route(M::GET, "/api/cameras/{id}/mse", Rule::Camera, get(mse::mse)),
+        route(
+            M::GET,
+            "/api/cameras/{id}/hls/index.m3u8",
+            Rule::Camera,
+            get(hls::playlist),
+        ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/hls/init.mp4",
+            Rule::Camera,
+            get(hls::init),
+        ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/hls/seg.m4s",
+            Rule::Camera,
+            get(hls::segment),
+        ),
+        route(
+            M::GET,
+            "/api/cameras/{id}/hls/part.m4s",
+            Rule::Camera,
+            get(hls::part),
+        ),
         route(M::GET, "/api/ws", Rule::Viewer, get(ws::grid)),
         route(M::GET, "/api/events", Rule::Viewer, get(events::list)),
         route(

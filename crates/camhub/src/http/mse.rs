@@ -89,8 +89,14 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
         return;
     }
     let mut camera = camera;
+    let mut gauge = match ViewerGauge::new(camera.clone(), |m| &m.mse_viewers) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = send_all(&mut sink, &bytes, vec![error_msg(&e.message)]).await;
+            return;
+        }
+    };
     camera.register_queue(&bytes);
-    let mut gauge = ViewerGauge::new(camera.clone(), |m| &m.mse_viewers);
     let mut sub = camera.subscribe_packets(MAX_LAG);
     let mut status = camera.status.subscribe();
     let first = status_msg(&camera, &status.borrow_and_update().clone());
@@ -178,9 +184,15 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                     // the writer waits for its keyframe and sends a new init if needed).
                     match state.hub.camera(camera.id()) {
                         Ok(next) if !Arc::ptr_eq(&next, &camera) => {
+                            match ViewerGauge::new(next.clone(), |m| &m.mse_viewers) {
+                                Ok(g) => gauge = g,
+                                Err(e) => {
+                                    let _ = send_all(&mut sink, &bytes, vec![error_msg(&e.message)]).await;
+                                    break;
+                                }
+                            }
                             camera = next;
                             camera.register_queue(&bytes);
-                            gauge = ViewerGauge::new(camera.clone(), |m| &m.mse_viewers);
                             sub = camera.subscribe_packets(MAX_LAG);
                             writer.rejoin();
                             status = camera.status.subscribe();

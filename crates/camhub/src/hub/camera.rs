@@ -292,6 +292,15 @@ impl Camera {
     /// Subscribes to a JPEG variant and makes sure the upstream runs. Past `max_viewers` the
     /// error is `Unavailable` (503) and names the config key.
     pub fn subscribe(self: &Arc<Self>, key: VariantKey) -> Result<Subscription, Error> {
+        let admission = self.admit()?;
+        let mut sub = self.stream_for(&key).subscribe_stream(key)?;
+        sub.admission = Some(admission);
+        Ok(sub)
+    }
+
+    /// A place under `max_viewers` for one viewer of any kind (JPEG, fMP4, MSE), held until the
+    /// [`Admission`] drops. Past the limit the error is `Unavailable` (503) and names the key.
+    pub fn admit(self: &Arc<Self>) -> Result<Admission, Error> {
         let max = self.max_viewers.load(Ordering::Relaxed);
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= max {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -306,10 +315,7 @@ impl Camera {
                 ),
             ));
         }
-        let admission = Admission(self.clone());
-        let mut sub = self.stream_for(&key).subscribe_stream(key)?;
-        sub.admission = Some(admission);
-        Ok(sub)
+        Ok(Admission(self.clone()))
     }
 
     /// Subscribes to a JPEG variant of this stream itself (not its substream).
@@ -821,7 +827,7 @@ pub struct Subscription {
 }
 
 /// A place under a camera's `max_viewers`, given back when dropped.
-struct Admission(Arc<Camera>);
+pub struct Admission(Arc<Camera>);
 
 impl Drop for Admission {
     fn drop(&mut self) {
