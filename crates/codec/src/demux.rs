@@ -1,9 +1,11 @@
 //! [`Demuxer`]: the `ffmpeg:` source's reader — anything libavformat opens (files, `/dev/video0`
 //! through V4L2, RTMP, HLS), with demuxer options. Blocking: run it on its own thread. It yields the
 //! best video stream's packets with the time each is due, so a file can be paced at its native rate
-//! and looped without re-encoding.
+//! and looped without re-encoding. H.264 / H.265 come out as Annex B with in-band parameter sets
+//! whatever the container (libavcodec's `*_mp4toannexb` bitstream filters convert MP4, Matroska and
+//! FLV framing), as every packet-tap consumer expects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +14,14 @@ use std::time::Duration;
 
 use ffmpeg_next as ff;
 
+use crate::bsf::AnnexBFilter;
 use crate::{CodecError, StreamParams};
 
 /// One packet of the video stream.
 pub struct DemuxedPacket {
-    /// Packet bytes (container-native framing; the decoder gets matching [`StreamParams`]).
+    /// Packet bytes. H.264 / H.265: Annex B with the parameter sets in-band on keyframes (converted
+    /// from MP4 / Matroska / FLV length-prefixed framing; Annex B inputs pass byte for byte).
+    /// Other codecs: as the container holds them. The decoder gets matching [`StreamParams`].
     pub data: Vec<u8>,
     /// True for a keyframe.
     pub keyframe: bool,
@@ -34,8 +39,22 @@ pub struct DemuxedPacket {
 pub struct Demuxer {
     input: ff::format::context::Input,
     stream: usize,
-    time_base: f64,
+    /// Converts length-prefixed H.264 / H.265 to Annex B; `None` when the packets need nothing.
+    annexb: Option<AnnexBFilter>,
+    /// Packets the filter returned beyond the one asked for, already timed. Bounded by what one
+    /// input packet yields (normally one packet, so this is normally empty).
+    pending: VecDeque<DemuxedPacket>,
     loop_file: bool,
+    clock: PlaybackClock,
+    /// Kept alive as long as the context: its address is FFmpeg's interrupt-callback argument.
+    /// Declared after `input` so it is dropped after it.
+    _stop: Arc<AtomicBool>,
+}
+
+/// Turns packet timestamps into due times on one playback clock that keeps running across loops.
+struct PlaybackClock {
+    /// Seconds per timestamp unit of the packets being timed.
+    time_base: f64,
     first_ts: Option<i64>,
     /// Playback time added by previous loops.
     loop_base: Duration,
@@ -43,9 +62,6 @@ pub struct Demuxer {
     /// Latest due time seen: with B-frames the last packet read is not the last one shown.
     max_due: Duration,
     frame_time: Duration,
-    /// Kept alive as long as the context: its address is FFmpeg's interrupt-callback argument.
-    /// Declared after `input` so it is dropped after it.
-    _stop: Arc<AtomicBool>,
 }
 
 impl Demuxer {
@@ -96,7 +112,11 @@ impl Demuxer {
             .streams()
             .best(ff::media::Type::Video)
             .ok_or_else(|| CodecError::Unsupported("the input has no video stream".into()))?;
-        let tb = stream.time_base();
+        let annexb = AnnexBFilter::for_stream(&stream.parameters(), stream.time_base())?;
+        // The filter keeps the timestamps, but its output time base is the one they are in.
+        let tb = annexb
+            .as_ref()
+            .map_or_else(|| stream.time_base(), AnnexBFilter::time_base);
         let time_base = if tb.denominator() != 0 {
             f64::from(tb.numerator()) / f64::from(tb.denominator())
         } else {
@@ -113,18 +133,26 @@ impl Demuxer {
             _stop: stop,
             input: ctx,
             stream: index,
-            time_base,
+            annexb,
+            pending: VecDeque::new(),
             loop_file,
-            first_ts: None,
-            loop_base: Duration::ZERO,
-            last_due: Duration::ZERO,
-            max_due: Duration::ZERO,
-            frame_time,
+            clock: PlaybackClock {
+                time_base,
+                first_ts: None,
+                loop_base: Duration::ZERO,
+                last_due: Duration::ZERO,
+                max_due: Duration::ZERO,
+                frame_time,
+            },
         })
     }
 
-    /// Decoder parameters of the video stream.
+    /// Decoder parameters of the video stream as [`read`](Self::read) delivers it: for a converted
+    /// H.264 / H.265 stream, the Annex B parameter sets instead of the container's avcC / hvcC.
     pub fn params(&self) -> Result<StreamParams, CodecError> {
+        if let Some(filter) = &self.annexb {
+            return Ok(StreamParams::Ffmpeg(filter.params()?));
+        }
         let stream = self
             .input
             .stream(self.stream)
@@ -136,10 +164,19 @@ impl Demuxer {
     pub fn read(&mut self) -> Result<Option<DemuxedPacket>, CodecError> {
         let mut looped = false;
         loop {
+            if let Some(p) = self.pending.pop_front() {
+                return Ok(Some(p));
+            }
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => {
+                    // What the filter still holds belongs to this pass: it is timed before the
+                    // rewind restarts the clock, and delivered before the next pass.
+                    self.drain_filter(true)?;
+                    if !self.pending.is_empty() {
+                        continue;
+                    }
                     if !self.loop_file || looped {
                         return Ok(None);
                     }
@@ -150,8 +187,7 @@ impl Demuxer {
                             what: "rewinding the file to loop it",
                             source,
                         })?;
-                    self.loop_base = self.max_due + self.frame_time;
-                    self.first_ts = None;
+                    self.clock.rewind();
                     continue;
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
@@ -168,36 +204,90 @@ impl Demuxer {
             if packet.stream() != self.stream {
                 continue;
             }
-            let Some(data) = packet.data() else { continue };
-            let ts = packet.pts().or(packet.dts());
-            // Packets reach the decoder in decode order, so they are paced by their decode
-            // timestamps: pacing B-frame streams by pts sends them in bursts, and bursts of
-            // decoded pictures reach viewers coalesced (latest-value), i.e. as dropped frames.
-            let pace = packet.dts().or(ts);
-            let due = match pace {
-                Some(t) => {
-                    let first = *self.first_ts.get_or_insert(t);
-                    let secs = ((t - first) as f64 * self.time_base).max(0.0);
-                    self.loop_base + Duration::from_secs_f64(secs)
+            match self.annexb.as_mut() {
+                Some(filter) => {
+                    filter.send(&mut packet)?;
+                    // Normally one packet out per packet in; none (a damaged packet) reads on.
+                    self.drain_filter(false)?;
                 }
-                None => self.last_due + self.frame_time,
-            };
-            self.last_due = due;
-            self.max_due = self.max_due.max(due);
-            let dts_90k = (due.as_secs_f64() * 90_000.0).round() as i64;
-            let reorder = match (packet.pts(), packet.dts()) {
-                (Some(p), Some(d)) => ((p - d) as f64 * self.time_base * 90_000.0).round() as i64,
-                _ => 0,
-            };
-            return Ok(Some(DemuxedPacket {
-                data: data.to_vec(),
-                keyframe: packet.is_key(),
-                pts: ts,
-                due,
-                dts_90k,
-                pts_90k: dts_90k + reorder,
-            }));
+                None => {
+                    if let Some(p) = self.clock.stamp(&packet) {
+                        return Ok(Some(p));
+                    }
+                }
+            }
         }
+    }
+
+    /// Moves every packet the filter has ready into `pending`, timed. At the end of a pass
+    /// (`end_of_pass`) the filter is told so first, so it returns what it held back, and is
+    /// restarted afterwards (even after an error) so the next pass can feed it again.
+    fn drain_filter(&mut self, end_of_pass: bool) -> Result<(), CodecError> {
+        let Some(filter) = self.annexb.as_mut() else {
+            return Ok(());
+        };
+        let mut result = if end_of_pass {
+            filter.send_eof()
+        } else {
+            Ok(())
+        };
+        while result.is_ok() {
+            match filter.receive() {
+                Ok(Some(p)) => {
+                    if let Some(timed) = self.clock.stamp(&p) {
+                        self.pending.push_back(timed);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => result = Err(e),
+            }
+        }
+        if end_of_pass {
+            filter.restart();
+        }
+        result
+    }
+}
+
+impl PlaybackClock {
+    /// `packet` with its due time and 90 kHz timestamps; `None` for a packet without data.
+    fn stamp(&mut self, packet: &ff::Packet) -> Option<DemuxedPacket> {
+        let data = packet.data()?;
+        let ts = packet.pts().or(packet.dts());
+        // Packets reach the decoder in decode order, so they are paced by their decode
+        // timestamps: pacing B-frame streams by pts sends them in bursts, and bursts of
+        // decoded pictures reach viewers coalesced (latest-value), i.e. as dropped frames.
+        let pace = packet.dts().or(ts);
+        let due = match pace {
+            Some(t) => {
+                let first = *self.first_ts.get_or_insert(t);
+                let secs = ((t - first) as f64 * self.time_base).max(0.0);
+                self.loop_base + Duration::from_secs_f64(secs)
+            }
+            None => self.last_due + self.frame_time,
+        };
+        self.last_due = due;
+        self.max_due = self.max_due.max(due);
+        let dts_90k = (due.as_secs_f64() * 90_000.0).round() as i64;
+        let reorder = match (packet.pts(), packet.dts()) {
+            (Some(p), Some(d)) => ((p - d) as f64 * self.time_base * 90_000.0).round() as i64,
+            _ => 0,
+        };
+        Some(DemuxedPacket {
+            data: data.to_vec(),
+            keyframe: packet.is_key(),
+            pts: ts,
+            due,
+            dts_90k,
+            pts_90k: dts_90k + reorder,
+        })
+    }
+
+    /// The input starts again from the beginning: the next pass is due one frame after the
+    /// latest packet of this one.
+    fn rewind(&mut self) {
+        self.loop_base = self.max_due + self.frame_time;
+        self.first_ts = None;
     }
 }
 

@@ -3,6 +3,7 @@
 //! C. Everything here is synchronous and CPU-bound: callers run it on dedicated named threads, never
 //! on the async runtime.
 
+mod bsf;
 pub mod cputime;
 pub mod decode;
 pub mod demux;
