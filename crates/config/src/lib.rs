@@ -134,6 +134,7 @@ impl Config {
                 decode_threads: 1,
                 enabled: true,
                 motion: None,
+                transcode: None,
             }],
             users: Vec::new(),
             events: Events::default(),
@@ -342,6 +343,16 @@ pub struct Camera {
     pub enabled: bool,
     /// `[camera.motion]`: motion detection; `None` when the camera has no such table.
     pub motion: Option<Motion>,
+    /// `transcode`: re-encode the camera's pictures for players that need a codec it does not
+    /// send (`"h264"`); `None` serves its own stream.
+    pub transcode: Option<Transcode>,
+}
+
+/// `transcode`: what a camera's pictures are re-encoded to for MSE, `stream.mp4` and HLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transcode {
+    /// H.264 (libx264, low latency): what every browser plays.
+    H264,
 }
 
 impl Camera {
@@ -374,6 +385,7 @@ impl Camera {
             decode_threads,
             enabled,
             motion: _,
+            transcode,
         } = self;
         *id == other.id
             && *source == other.source
@@ -383,6 +395,7 @@ impl Camera {
             && *watchdog == other.watchdog
             && *decode_threads == other.decode_threads
             && *enabled == other.enabled
+            && *transcode == other.transcode
     }
 }
 

@@ -85,6 +85,7 @@ pub(crate) const CAMERA_KEYS: &[&str] = &[
     "always_on",
     "watchdog",
     "decode_threads",
+    "transcode",
     "enabled",
     "transport",
     "poll_interval",
@@ -941,6 +942,7 @@ impl Cx<'_> {
         let mut always_on = false;
         let mut watchdog = Duration::from_secs(10);
         let mut decode_threads = 1;
+        let mut transcode = None;
         let mut enabled = true;
         let mut motion = None;
         let mut opts = KindOptions::default();
@@ -1011,6 +1013,23 @@ impl Cx<'_> {
                 }
                 "decode_threads" => {
                     decode_threads = self.integer(path, value, 0, 16).unwrap_or(decode_threads);
+                }
+                "transcode" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    match s.as_str() {
+                        "h264" => transcode = Some(crate::Transcode::H264),
+                        _ => {
+                            let message = format!("invalid transcode \"{s}\"");
+                            self.error(
+                                value.span(),
+                                path,
+                                message,
+                                "use \"h264\" (or leave transcode out to serve the camera's own stream)",
+                            );
+                        }
+                    }
                 }
                 "transport" => {
                     let Some(s) = self.string(path, value) else {
@@ -1144,6 +1163,7 @@ impl Cx<'_> {
             decode_threads,
             enabled,
             motion,
+            transcode,
         })
     }
 

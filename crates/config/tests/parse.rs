@@ -229,6 +229,7 @@ fn defaults() {
             decode_threads: 1,
             enabled: true,
             motion: None,
+            transcode: None,
         }
     );
 }
@@ -934,6 +935,19 @@ fn out_of_range_values() {
 }
 
 #[test]
+fn transcode_to_h264() {
+    let c = camhub_config::parse(
+        "[[camera]]\nid = \"esp\"\nurl = \"http://192.168.1.50:81/stream\"\ntranscode = \"h264\"\n",
+        "camhub.toml",
+    )
+    .unwrap();
+    assert_eq!(c.cameras[0].transcode, Some(camhub_config::Transcode::H264));
+    let e = one(&camera("rtsp://h/x", "transcode = \"h265\""));
+    assert_eq!((e.key.as_str(), e.line), ("camera[0].transcode", Some(4)));
+    assert!(e.fix.contains("use \"h264\""), "{e}");
+}
+
+#[test]
 fn wrong_types() {
     let cases = [
         ("always_on = \"yes\"", "expected a boolean, found a string"),
@@ -944,6 +958,8 @@ fn wrong_types() {
         ("name = 5", "expected a string, found an integer"),
         ("idle_timeout = [1]", "expected a duration, found an array"),
         ("transport = \"TCP\"", "invalid transport \"TCP\""),
+        ("transcode = \"vp9\"", "invalid transcode \"vp9\""),
+        ("transcode = true", "expected a string, found a boolean"),
     ];
     for (line, message) in cases {
         assert_eq!(one(&camera("rtsp://h/x", line)).message, message, "{line}");

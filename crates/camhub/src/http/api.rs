@@ -75,6 +75,8 @@ pub fn camera_json(cam: &Camera) -> Value {
         "error_kind": s.error_kind,
         "last_frame_age_ms": cam.last_frame_age().map(|d| d.as_millis() as u64),
         "always_on": cam.config.always_on,
+        // What MSE, stream.mp4 and HLS carry: the camera's own stream, or its transcode.
+        "player_stream": if cam.transcode.is_some() { "transcoded h264" } else { "camera" },
         "substream": cam.substream.as_ref().map(|sub| {
             let s = sub.status.borrow().clone();
             json!({

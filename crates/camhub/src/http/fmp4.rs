@@ -54,11 +54,12 @@ pub fn coding_of(codec: &str) -> Option<Coding> {
 }
 
 /// Why `camera` has no encoded stream to give a player, if it has none at all: the built-in demo
-/// draws its pictures and sends no packets.
+/// draws its pictures and sends no packets (unless it is transcoded).
 pub fn no_packets(camera: &Camera) -> Option<String> {
-    camera.decode.demo.then(|| {
+    (camera.decode.demo && camera.transcode.is_none()).then(|| {
         format!(
-            "camera {} is the built-in demo (a drawn test pattern, no H.264): use its JPEG stream",
+            "camera {} is the built-in demo (a drawn test pattern, no H.264): use its JPEG stream, \
+             or set transcode = \"h264\" on it",
             camera.id()
         )
     })
@@ -265,7 +266,7 @@ pub async fn stream(
     }
     let gauge = ViewerGauge::new(camera.clone(), |m| &m.mp4_viewers)?;
     let mut viewer = Mp4Viewer {
-        sub: camera.subscribe_packets(MAX_LAG),
+        sub: camera.subscribe_player_packets(MAX_LAG),
         writer: Mp4Writer::default(),
         gauge,
         bytes: camera.register_viewer(conn.map(|Extension(ConnWritten(w))| w)),
@@ -372,7 +373,7 @@ impl Mp4Viewer {
                 ErrorKind::UnsupportedMedia,
                 format!(
                     "camera {} sends {codec}, which players cannot be given as MP4 without \
-                     transcoding: use stream.mjpeg",
+                     transcoding: use stream.mjpeg, or set transcode = \"h264\" on the camera",
                     self.camera.id()
                 ),
             )
@@ -434,7 +435,7 @@ impl Mp4Viewer {
             return false;
         };
         self.gauge = gauge;
-        self.sub = cam.subscribe_packets(MAX_LAG);
+        self.sub = cam.subscribe_player_packets(MAX_LAG);
         self.writer.rejoin();
         self.bytes = cam.register_viewer(None);
         self.camera = cam;

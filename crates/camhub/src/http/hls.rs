@@ -153,7 +153,7 @@ impl Registry {
 /// The segmenter's task: packets in, parts out, until nobody asks for a while.
 async fn run(registry: Arc<Registry>, live: Arc<Live>) {
     let camera = live.camera.clone();
-    let mut sub = camera.subscribe_packets(MAX_LAG);
+    let mut sub = camera.subscribe_player_packets(MAX_LAG);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut coding = None;
     let mut generation = 0;

@@ -97,7 +97,7 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
         }
     };
     camera.register_queue(&bytes);
-    let mut sub = camera.subscribe_packets(MAX_LAG);
+    let mut sub = camera.subscribe_player_packets(MAX_LAG);
     let mut status = camera.status.subscribe();
     let first = status_msg(&camera, &status.borrow_and_update().clone());
     if send_all(&mut sink, &bytes, vec![first]).await.is_err() {
@@ -115,7 +115,7 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                 let Some(coding) = coding_of(&codec) else {
                     let msg = error_msg(&format!(
                         "camera {} sends {codec}, which browsers cannot be given without \
-                         transcoding: use its JPEG stream",
+                         transcoding: use its JPEG stream, or set transcode = \"h264\" on the camera",
                         camera.id()
                     ));
                     let _ = send_all(&mut sink, &bytes, vec![msg]).await;
@@ -193,7 +193,7 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                             }
                             camera = next;
                             camera.register_queue(&bytes);
-                            sub = camera.subscribe_packets(MAX_LAG);
+                            sub = camera.subscribe_player_packets(MAX_LAG);
                             writer.rejoin();
                             status = camera.status.subscribe();
                         }

@@ -23,6 +23,7 @@ use super::motion::MotionHandle;
 use super::pipeline::{DecodeHandle, Tick};
 use super::status::{FailureKind, Metrics, State, Status};
 use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
+use super::transcode::TranscodeHandle;
 use super::variants::{JpegFrame, VariantKey, Variants};
 use crate::error::{Error, ErrorKind};
 use crate::source::{OpenOptions, Source, SourceEvent, SourceOpener};
@@ -85,6 +86,8 @@ pub struct Camera {
     placeholders: Mutex<Vec<Placeholder>>,
     /// Motion detection (a picture-tap consumer of the substream, if any, else of this stream).
     pub motion: Arc<MotionHandle>,
+    /// The shared H.264 encode of `transcode = "h264"` (None without it).
+    pub transcode: Option<Arc<TranscodeHandle>>,
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
     /// small variants are made from it, so a grid decodes small streams, not full ones.
     pub substream: Option<Arc<Camera>>,
@@ -109,6 +112,7 @@ impl Camera {
                 substream: None,
                 // Motion is the main camera's (it analyses this substream itself).
                 motion: None,
+                transcode: None,
                 // The substream serves small variants on demand only.
                 always_on: false,
                 ..config.clone()
@@ -137,6 +141,9 @@ impl Camera {
         ));
         Arc::new_cyclic(|me| Camera {
             motion: Arc::new(MotionHandle::new(me.clone(), config.motion.clone())),
+            transcode: config
+                .transcode
+                .map(|_| Arc::new(TranscodeHandle::new(me.clone(), &config.id))),
             substream,
             config,
             variants,
@@ -193,6 +200,18 @@ impl Camera {
         self.touch();
         self.ensure_running();
         sub
+    }
+
+    /// The packets players are given (MSE, `stream.mp4`, HLS): the transcoded H.264 when the
+    /// camera has `transcode`, else the camera's own (see [`Camera::subscribe_packets`]).
+    pub fn subscribe_player_packets(self: &Arc<Self>, max_lag: Duration) -> PacketSubscriber {
+        match &self.transcode {
+            Some(t) => {
+                self.touch();
+                t.subscribe(max_lag)
+            }
+            None => self.subscribe_packets(max_lag),
+        }
     }
 
     /// Subscribes to the packet tap with lag limit `max_lag` and makes sure the upstream runs. Never

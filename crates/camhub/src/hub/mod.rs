@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod render;
 pub mod status;
 pub mod taps;
+pub mod transcode;
 pub mod variants;
 pub mod worker;
 

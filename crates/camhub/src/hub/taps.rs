@@ -87,6 +87,8 @@ pub struct PacketTap {
     /// The ring's end index, for subscribers in async tasks.
     end_tx: watch::Sender<u64>,
     epoch: Instant,
+    /// Live subscribers (a transcoder runs while its tap has any).
+    subscribers: AtomicUsize,
 }
 
 struct PacketInner {
@@ -113,7 +115,13 @@ impl PacketTap {
             cond: Condvar::new(),
             end_tx: watch::Sender::new(0),
             epoch: Instant::now(),
+            subscribers: AtomicUsize::new(0),
         }
+    }
+
+    /// Live subscribers.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, PacketInner> {
@@ -218,6 +226,7 @@ impl PacketTap {
     /// GOP), or waits for the next keyframe.
     pub fn subscribe(self: &Arc<Self>, max_lag: Duration) -> PacketSubscriber {
         let cursor = self.lock().ring.cursor();
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
         PacketSubscriber {
             tap: self.clone(),
             cursor,
@@ -290,6 +299,12 @@ impl PacketSubscriber {
     /// The tap's current parameters.
     pub fn params(&self) -> Option<TapParams> {
         self.tap.params()
+    }
+}
+
+impl Drop for PacketSubscriber {
+    fn drop(&mut self) {
+        self.tap.subscribers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
