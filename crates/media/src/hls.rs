@@ -547,7 +547,10 @@ mod tests {
         // Frames 30..49 are P-frames: ignored until the keyframe at 50.
         feed(&mut s, 30, 45, 25, &SPS);
         let seg = s.segments.back().unwrap();
-        assert_eq!(seg.msn, 2, "the gap closed segment 1; the keyframe opened 2");
+        assert_eq!(
+            seg.msn, 2,
+            "the gap closed segment 1; the keyframe opened 2"
+        );
         assert!(seg.parts.first().unwrap().independent);
         assert_eq!(
             s.next_out_dts,
