@@ -58,6 +58,7 @@
     let reportTimer = 0;
     let firstFrameAt = 0;
     let startedAt = 0;
+    let anchors = [];             // [{t, unix}]: when camhub received the keyframe at timeline t
 
     // fatal: this camera cannot be played this way (the server said so, or the browser refused
     // the codec); otherwise the connection broke and trying again may work.
@@ -81,6 +82,15 @@
       const rate = delay > NUDGE_S ? 1.1 : 1.0;
       if (video.playbackRate !== rate) video.playbackRate = rate;
       if (video.paused) video.play().catch(function () { /* autoplay: muted, so allowed */ });
+    }
+
+    // How long ago camhub received the frame playing now (seconds): the true distance from live.
+    function latency() {
+      const t = video.currentTime;
+      let a = null;
+      for (const x of anchors) if (x.t <= t + 0.001) a = x;
+      if (!a) return null;
+      return Math.max(0, (Date.now() - (a.unix + (t - a.t) * 1000)) / 1000);
     }
 
     function trim() {
@@ -146,6 +156,10 @@
         let msg;
         try { msg = JSON.parse(ev.data); } catch (e) { return; }
         if (msg.type === 'mse') setCodec(msg);
+        else if (msg.type === 'time') {
+          anchors.push({ t: msg.t, unix: msg.unix_ms });
+          if (anchors.length > 8) anchors.shift();
+        }
         else if (msg.type === 'error') fail(msg.error || 'the server refused the video', true);
         else if (msg.type === 'status') onStatus(msg);
         return;
@@ -168,7 +182,11 @@
       };
       reportTimer = setInterval(function () {
         if (ws && ws.readyState === WebSocket.OPEN && delay !== null) {
-          ws.send(JSON.stringify({ type: 'edge', delay: Math.round(delay * 1000) / 1000 }));
+          const l = latency();
+          ws.send(JSON.stringify({
+            type: 'edge', delay: Math.round(delay * 1000) / 1000,
+            latency: l === null ? null : Math.round(l * 1000) / 1000,
+          }));
         }
       }, REPORT_MS);
     }
@@ -212,6 +230,7 @@
       }
       ws = null;
       queue = [];
+      anchors = [];
       sb = null;
       ms = null;
       codec = null;
@@ -227,13 +246,15 @@
     return {
       start,
       stop,
-      /** {codec, width, height, delay: s behind the newest frame, jumps, appended, firstFrameMs}. */
+      /** {codec, width, height, delay: s behind the newest buffered frame, latency: s since camhub
+       *  received the frame playing now, jumps, appended, firstFrameMs}. */
       summary: function () {
         return {
           codec,
           width: video.videoWidth,
           height: video.videoHeight,
           delay,
+          latency: latency(),
           jumps,
           appended,
           currentTime: video.currentTime,

@@ -662,3 +662,116 @@ async fn the_player_follows_a_resolution_change_and_keeps_playing() {
     let page = browser.eval("camhub.cameraPage()").await;
     assert_eq!(page["player"], "mse", "{page}");
 }
+
+/// A TCP proxy from a local port to `target` whose downstream (server → client) direction can be
+/// throttled to a trickle, as a congested Wi-Fi link would: the test's slow link.
+struct SlowLink {
+    port: u16,
+    throttled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowLink {
+    async fn start(target: u16) -> SlowLink {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let throttled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = throttled.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    // A small receive buffer toward camhub, so a throttled link backs up into
+                    // camhub quickly instead of into this proxy's kernel buffers.
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.set_recv_buffer_size(32 * 1024).unwrap();
+                    let Ok(server) = socket.connect(([127, 0, 0, 1], target).into()).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    });
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let want = if flag.load(Ordering::Relaxed) {
+                            1024
+                        } else {
+                            buf.len()
+                        };
+                        let n = match sr.read(&mut buf[..want]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        if flag.load(Ordering::Relaxed) {
+                            // About 10 KB/s: far below the camera's bitrate.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                });
+            }
+        });
+        SlowLink { port, throttled }
+    }
+
+    fn throttle(&self, on: bool) {
+        self.throttled
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn after_a_slow_link_recovers_the_player_is_live_again() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&config(&rtsp)).await;
+    let link = SlowLink::start(hub.port()).await;
+    let mut browser = Chromium::start().await;
+    browser
+        .open(&format!(
+            "http://127.0.0.1:{}/cameras/cam?player=mse",
+            link.port
+        ))
+        .await;
+    let live = "camhub.cameraPage().mse && camhub.cameraPage().mse.latency !== null && \
+                camhub.cameraPage().mse.latency < 1.0 && camhub.cameraPage().mse.delay < 1.0";
+    expect(&mut browser, &hub, live, 30, "the player is live before").await;
+
+    // Eight seconds of a link far slower than the stream: camhub's socket to the player backs up.
+    link.throttle(true);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during = browser.eval("camhub.cameraPage().mse").await;
+    link.throttle(false);
+
+    // The server moved the player to a newer keyframe instead of queueing the backlog, and the
+    // player is at the live edge again: what it shows was received by camhub under 1 s ago.
+    expect(&mut browser, &hub, live, 20, "the player is live again").await;
+    let t0 = browser
+        .eval("camhub.cameraPage().mse.currentTime")
+        .await
+        .as_f64()
+        .unwrap();
+    expect(
+        &mut browser,
+        &hub,
+        &format!("camhub.cameraPage().mse.currentTime > {t0} + 1.5"),
+        30,
+        "playback goes on",
+    )
+    .await;
+    let page = browser.eval("camhub.cameraPage()").await;
+    let latency = page["mse"]["latency"].as_f64().unwrap();
+    assert!(
+        latency < 1.0,
+        "{latency} s behind live after recovery: {page}"
+    );
+    let resyncs = common::metric(&hub, "camhub_keyframe_resyncs_total", "cam").await;
+    assert!(
+        resyncs >= 1.0,
+        "the server never moved the lagging player to a newer keyframe (during: {during})"
+    );
+}

@@ -93,7 +93,17 @@ pub enum Piece {
         data: Bytes,
     },
     /// One `moof` + `mdat` (one access unit).
-    Media(Bytes),
+    Media {
+        /// The fragment.
+        data: Bytes,
+        /// It starts with a keyframe.
+        keyframe: bool,
+        /// Its presentation time on the viewer's timeline, seconds (what a player's
+        /// `currentTime` shows).
+        time: f64,
+        /// When camhub received the frame from the camera, ms since the Unix epoch.
+        unix_ms: u64,
+    },
 }
 
 /// One viewer's fMP4 state: the track it was given, and its own timeline.
@@ -202,9 +212,12 @@ impl Mp4Writer {
             duration: self.duration,
             keyframe: p.keyframe,
         };
-        out.push(Piece::Media(Bytes::from(
-            self.fragmenter.fragment(track, &[sample]),
-        )));
+        out.push(Piece::Media {
+            data: Bytes::from(self.fragmenter.fragment(track, &[sample])),
+            keyframe: p.keyframe,
+            time: pts as f64 / 90_000.0,
+            unix_ms: p.unix_ms,
+        });
         self.next_out_dts = dts.saturating_add(i64::from(self.duration));
         Ok(out)
     }
@@ -351,7 +364,7 @@ impl Mp4Viewer {
             for piece in pieces {
                 match piece {
                     Piece::Init { data, .. } => init = Some(data),
-                    Piece::Media(m) => media.push(m),
+                    Piece::Media { data, .. } => media.push(data),
                 }
             }
             if let Some(init) = init {
@@ -417,7 +430,7 @@ impl Mp4Viewer {
             self.pending = pieces
                 .into_iter()
                 .map(|p| match p {
-                    Piece::Init { data, .. } | Piece::Media(data) => data,
+                    Piece::Init { data, .. } | Piece::Media { data, .. } => data,
                 })
                 .collect();
         }

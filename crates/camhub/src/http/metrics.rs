@@ -69,6 +69,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     );
     histogram(
         &mut out,
+        "camhub_mse_latency_seconds",
+        "How long ago camhub received the frame an MSE player shows, as the player reports it.",
+        &cameras,
+        |c| &c.metrics.live_latency,
+    );
+    histogram(
+        &mut out,
         "camhub_added_latency_seconds",
         "Time from a frame's arrival from the camera to its JPEG being handed to a viewer's socket.",
         &cameras,

@@ -6,8 +6,11 @@
 //! binary messages, starting at the cached GOP's keyframe (instant start). New parameter sets
 //! (a resolution change) bring a new `mse` message and init segment. A camera with nothing the
 //! client can play gets `{"type": "error", …}` and a close. The camera's status comes as
-//! `status` messages, a `heartbeat` every 2 s; the client reports its distance to the live edge
-//! with `{"type": "edge", "delay": seconds}` (for `/metrics`). The protocol is in `docs/api.md`.
+//! `status` messages, a `heartbeat` every 2 s, and before each keyframe's fragment a `time`
+//! message (`{"type": "time", "t": 12.4, "unix_ms": …}`: when camhub received the frame shown at
+//! that point of the timeline), so a player knows how far behind live it really is; the client
+//! reports its distance to the live edge with `{"type": "edge", "delay": seconds}` (for
+//! `/metrics`). The protocol is in `docs/api.md`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +41,13 @@ const HELLO_WITHIN: Duration = Duration::from_secs(10);
 enum ClientMessage {
     /// What the client can play.
     Mse { codecs: Vec<String> },
-    /// Newest buffered time minus the playing position, seconds.
-    Edge { delay: f64 },
+    /// Newest buffered time minus the playing position, and (when the player knows it, from the
+    /// `time` messages) how long ago camhub received the frame playing now; seconds.
+    Edge {
+        delay: f64,
+        #[serde(default)]
+        latency: Option<f64>,
+    },
 }
 
 /// The upgrade handler (access was checked by the route's rule).
@@ -150,7 +158,16 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                             })));
                             data
                         }
-                        Piece::Media(data) => data,
+                        Piece::Media { data, keyframe, time, unix_ms } => {
+                            if keyframe {
+                                // Which wall-clock moment this point of the timeline is: the
+                                // player's true distance from live, whatever its buffer says.
+                                out.push(text_msg(json!({
+                                    "type": "time", "t": time, "unix_ms": unix_ms,
+                                })));
+                            }
+                            data
+                        }
                     };
                     Metrics::add(&camera.metrics.packet_bytes_out, data.len() as u64);
                     out.push(Message::Binary(data));
@@ -159,8 +176,11 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
             }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
-                    Ok(ClientMessage::Edge { delay }) if delay.is_finite() && delay >= 0.0 => {
+                    Ok(ClientMessage::Edge { delay, latency }) if delay.is_finite() && delay >= 0.0 => {
                         camera.metrics.live_edge.observe(Duration::from_secs_f64(delay.min(3600.0)));
+                        if let Some(l) = latency.filter(|l| l.is_finite() && *l >= 0.0) {
+                            camera.metrics.live_latency.observe(Duration::from_secs_f64(l.min(3600.0)));
+                        }
                         Vec::new()
                     }
                     Ok(_) => Vec::new(),

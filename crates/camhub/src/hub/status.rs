@@ -182,6 +182,8 @@ pub struct Metrics {
     pub resyncs: AtomicU64,
     /// The distance to the live edge (newest buffered frame − playing position) MSE players report.
     pub live_edge: Histogram,
+    /// How long ago camhub received the frame MSE players show, as they report it.
+    pub live_latency: Histogram,
     /// Nanoseconds of CPU spent encoding H.264 for `transcode`.
     pub transcode_ns: AtomicU64,
 }
