@@ -100,7 +100,8 @@ pub struct RtspEvent {
     pub at: Instant,
 }
 
-/// A running GStreamer RTSP server on 127.0.0.1 with mounts `/h264`, `/h265`, `/mjpeg`, `/switch`, `/silent`
+/// A running GStreamer RTSP server on 127.0.0.1 with mounts `/h264`, `/h265`, `/mjpeg`, `/switch`, `/silent`,
+/// `/fast` (H.264 whose RTP clock runs 10 % fast)
 /// (see `fixtures/rtsp_server.py`, [`RtspServer::BARS`] and [`crate::RTSP_WHITE`] for the picture).
 ///
 /// Events are kept across [`restart`](Self::restart)s, so counts are totals for the fixture's life.
