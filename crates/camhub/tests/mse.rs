@@ -813,3 +813,41 @@ async fn a_camera_clock_running_fast_does_not_make_the_delay_creep() {
     let (first, last) = (samples[0].0, samples[samples.len() - 1].0);
     assert!(last > first + 30.0, "playback went on: {samples:?}");
 }
+
+#[tokio::test]
+async fn an_h265_camera_is_served_as_hevc_to_clients_that_play_it() {
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\n",
+        rtsp.url("/h265")
+    ))
+    .await;
+    let url = hub.url("/api/cameras/hevc/stream.mp4");
+    let s = tokio::task::spawn_blocking(move || ffprobe(&url, &["-read_intervals", "%+2"]))
+        .await
+        .unwrap();
+    assert_eq!(s["codec_name"], "hevc", "{s}");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{s}"
+    );
+    // A browser that plays HEVC gets its codec string; one that does not is told why.
+    let mut ws = mse_ws(&hub, "hevc").await;
+    ws.send(Message::text(
+        json!({"type": "mse", "codecs": ["avc1.640028", "hvc1.1.6.L120.90"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let codec = loop {
+        match next(&mut ws, Duration::from_secs(20)).await {
+            Some(Ok(v)) if v["type"] == "mse" => break v["codec"].as_str().unwrap().to_owned(),
+            Some(Ok(v)) => assert_ne!(v["type"], "error", "{v}"),
+            Some(Err(b)) => panic!("{} bytes before the codec message", b.len()),
+            None => panic!("closed before the codec message"),
+        }
+    };
+    assert!(codec.starts_with("hvc1.1."), "{codec}");
+    let e = refusal(&hub, "hevc", &["avc1.640028"]).await;
+    assert!(e.contains("h265") && e.contains("plays none"), "{e}");
+}
