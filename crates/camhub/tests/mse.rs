@@ -176,6 +176,13 @@ async fn stream_mp4_is_the_cameras_own_h264_and_nothing_is_decoded() {
         common::metric(&hub, "camhub_decode_seconds_total", "cam").await,
         0.0
     );
+    // ... and the API still knows the picture size, from the stream's SPS.
+    let cam = common::camera(&hub, "cam").await;
+    assert_eq!(
+        (cam["width"].as_u64(), cam["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{cam}"
+    );
     assert_eq!(
         common::metric(&hub, "camhub_frames_encoded_total", "cam").await,
         0.0

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use camhub_config::{Camera as CameraConfig, SourceKind, SourceSpec};
+use camhub_media::annexb::{nal_units, Coding};
 use camhub_media::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
@@ -676,6 +677,9 @@ impl Camera {
                     (None, Some(d)) => (d, d),
                     (None, None) => (self.clock_90k(received), self.clock_90k(received)),
                 };
+                if keyframe {
+                    self.note_sps_size(&data);
+                }
                 self.packets
                     .push(data, keyframe, pts, dts, received, super::unix_ms());
             }
@@ -711,6 +715,36 @@ impl Camera {
     fn clock_90k(&self, at: std::time::Instant) -> i64 {
         let since = at.saturating_duration_since(self.epoch.into_std());
         (since.as_micros() as i64).saturating_mul(9) / 100
+    }
+
+    /// The picture size an H.264/H.265 keyframe's SPS says, into the status: viewers of the
+    /// camera's own stream (MSE, HLS) decode nothing, and the API and UI still show the size.
+    /// Once per keyframe; a damaged SPS changes nothing (the decoder reports what it finds).
+    fn note_sps_size(&self, access_unit: &[u8]) {
+        let codec = self.status.borrow().codec.clone();
+        let coding = match codec.as_deref() {
+            Some("h264") => Coding::H264,
+            Some("h265") => Coding::H265,
+            _ => return,
+        };
+        let Some(sps) = nal_units(access_unit)
+            .take_while(|n| !coding.is_slice(n))
+            .find(|n| coding.nal_type(n) == if coding == Coding::H264 { 7 } else { 33 })
+        else {
+            return;
+        };
+        let size = match coding {
+            Coding::H264 => camhub_media::sps::H264Sps::parse(sps).map(|s| (s.width, s.height)),
+            Coding::H265 => camhub_media::sps::H265Sps::parse(sps).map(|s| (s.width, s.height)),
+        };
+        if let Ok((w, h)) = size {
+            self.status.send_if_modified(|s| {
+                let changed = s.width != Some(w) || s.height != Some(h);
+                s.width = Some(w);
+                s.height = Some(h);
+                changed
+            });
+        }
     }
 
     fn set_codec(&self, codec: &str) {
