@@ -546,8 +546,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(workdir, port, extra=""):
-    """camhub.toml with one `ffmpeg:` camera looping CLIP; `extra` lines go into its [[camera]]."""
+def write_config(workdir, port, extra="", url=None):
+    """camhub.toml with one camera: `url`, or by default an `ffmpeg:` camera looping CLIP; `extra`
+    lines go into its [[camera]]."""
+    source = f'url = "{url}"' if url else f'name = "bench 1080p25 H.264 clip"\nurl = "ffmpeg:{CLIP}"\nloop_file = true'
     path = os.path.join(workdir, "camhub.toml")
     with open(path, "w") as f:
         f.write(f"""[server]
@@ -561,16 +563,14 @@ max_viewers_per_camera = 5000
 
 [[camera]]
 id = "{CAM}"
-name = "bench 1080p25 H.264 clip"
-url = "ffmpeg:{CLIP}"
-loop_file = true
+{source}
 {extra}""")
     return path
 
 
-def start_camhub(binary, workdir, extra_config=""):
+def start_camhub(binary, workdir, extra_config="", url=None):
     port = free_port()
-    cfg = write_config(workdir, port, extra_config)
+    cfg = write_config(workdir, port, extra_config, url)
     logf = open(os.path.join(workdir, f"camhub-{port}.log"), "w")
     proc = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
                             env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))

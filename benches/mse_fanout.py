@@ -156,45 +156,8 @@ def first_fragment_s(port, path, timeout=10.0):
         s.close()
 
 
-def camhub_config(workdir, port, url):
-    path = os.path.join(workdir, "camhub.toml")
-    with open(path, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:{port}"
-data_dir = "{workdir}/data"
-# Every bench viewer is one connection from 127.0.0.1 to one camera.
-max_connections = 5000
-max_connections_per_ip = 5000
-max_viewers_per_camera = 5000
-
-[[camera]]
-id = "{CAM}"
-url = "{url}"
-""")
-    return path
-
-
-def start_camhub(binary, workdir, url):
-    port = mf.free_port()
-    cfg = camhub_config(workdir, port, url)
-    logf = open(os.path.join(workdir, f"camhub-{port}.log"), "w")
-    proc = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"camhub exited with {proc.returncode}; see {logf.name}")
-        try:
-            mf.metrics(port)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"camhub did not answer; see {logf.name}")
-            time.sleep(0.1)
-    return proc, port
-
-
 def run_camhub(args, server, n, workdir):
-    proc, port = start_camhub(args.binary, workdir, server.url(1))
+    proc, port, _, _ = mf.start_camhub(args.binary, workdir, url=server.url(1))
     path = f"/api/cameras/{CAM}/stream.mp4"
     res = {"name": f"camhub {n} viewers", "n": n}
     try:

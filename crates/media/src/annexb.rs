@@ -53,6 +53,23 @@ pub enum Coding {
 }
 
 impl Coding {
+    /// The coding of a codec as camhub names it (`h264`, `h265`); None for any other.
+    pub fn from_name(codec: &str) -> Option<Coding> {
+        match codec {
+            "h264" => Some(Coding::H264),
+            "h265" => Some(Coding::H265),
+            _ => None,
+        }
+    }
+
+    /// The codec's name as camhub shows it (the inverse of [`Coding::from_name`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::H264 => "h264",
+            Coding::H265 => "h265",
+        }
+    }
+
     /// The type of the NAL unit `nal` (0 for an empty unit).
     pub fn nal_type(self, nal: &[u8]) -> u8 {
         let h = nal.first().copied().unwrap_or(0);
@@ -67,6 +84,14 @@ impl Coding {
         match self {
             Coding::H264 => matches!(self.nal_type(nal), 7 | 8),
             Coding::H265 => matches!(self.nal_type(nal), 32..=34),
+        }
+    }
+
+    /// True for a sequence parameter set (the picture size, profile and level).
+    pub fn is_sps(self, nal: &[u8]) -> bool {
+        match self {
+            Coding::H264 => self.nal_type(nal) == 7,
+            Coding::H265 => self.nal_type(nal) == 33,
         }
     }
 

@@ -576,6 +576,82 @@ fn put_unity_matrix(out: &mut Vec<u8>) {
     }
 }
 
+/// A frame's duration until the stream shows one (25 fps, 90 kHz ticks).
+const DEFAULT_DURATION: i64 = 3600;
+/// Frame intervals above this (2 s) are a pause or a skip, not the frame rate.
+const MAX_DURATION: i64 = 180_000;
+
+/// One consumer's output timeline (an MSE viewer, an HLS segmenter): the camera's 90 kHz times
+/// rebased so that it starts at 0 and every join (after a skip, a reconnect, another camera)
+/// continues exactly where the previous frame ended. Players then never see a hole to stall on,
+/// and decode times only grow. A frame lasts the interval before it: the next frame is not
+/// waited for (that would add a frame of delay); the following frame's decode time keeps the
+/// timeline exact anyway.
+///
+/// ```
+/// use camhub_media::fmp4::Timeline;
+/// let mut t = Timeline::default();
+/// assert_eq!(t.place(900_000, 900_000), (0, 0, 3600));
+/// assert_eq!(t.place(903_600, 903_600), (3600, 3600, 3600));
+/// t.rejoin(); // a skip: the next frame follows on, whatever its own time
+/// assert_eq!(t.place(5_000_000, 5_000_000), (7200, 7200, 3600));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// Output time = camera time + `offset` (set at every join).
+    offset: Option<i64>,
+    /// The camera decode time of the previous frame.
+    last_in_dts: Option<i64>,
+    /// Where the next frame continues from (the previous one's decode time plus its duration).
+    next_out_dts: i64,
+    duration: i64,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            offset: None,
+            last_in_dts: None,
+            next_out_dts: 0,
+            duration: DEFAULT_DURATION,
+        }
+    }
+}
+
+impl Timeline {
+    /// The next frame starts a new stretch (frames were skipped, or the stream changed): it is
+    /// placed where the timeline stands.
+    pub fn rejoin(&mut self) {
+        self.offset = None;
+        self.last_in_dts = None;
+    }
+
+    /// Places a frame with camera times `dts` / `pts`: its output decode time, presentation time
+    /// and duration.
+    pub fn place(&mut self, dts: i64, pts: i64) -> (i64, i64, u32) {
+        if let Some(last) = self.last_in_dts {
+            let delta = dts.saturating_sub(last);
+            if delta > 0 && delta <= MAX_DURATION {
+                self.duration = delta;
+            }
+        }
+        self.last_in_dts = Some(dts);
+        let offset = *self
+            .offset
+            .get_or_insert(self.next_out_dts.saturating_sub(dts));
+        // Decode times must grow; a camera that sends B-frames over RTP (no dts there) would not.
+        let out_dts = dts.saturating_add(offset).max(self.next_out_dts);
+        let out_pts = pts.saturating_add(offset);
+        self.next_out_dts = out_dts.saturating_add(self.duration);
+        (out_dts, out_pts, self.duration as u32)
+    }
+
+    /// Where the next frame will be placed.
+    pub fn end(&self) -> i64 {
+        self.next_out_dts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

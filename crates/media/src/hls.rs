@@ -38,7 +38,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::annexb::{nal_units, Coding};
-use crate::fmp4::{init_segment, Fmp4Error, Fragmenter, Sample, Track};
+use crate::fmp4::{init_segment, Fmp4Error, Fragmenter, Sample, Timeline, Track};
 
 /// The longest partial segment, in 90 kHz ticks (0.5 s): parts close before they would pass it.
 pub const PART_TARGET: i64 = 45_000;
@@ -48,10 +48,6 @@ pub const MIN_SEGMENT: i64 = 90_000;
 pub const KEEP_SEGMENTS: usize = 6;
 /// Complete segments at the end of the playlist whose parts are listed too.
 const PARTS_LISTED_FOR: usize = 2;
-/// A frame's duration until the stream shows one (25 fps).
-const DEFAULT_DURATION: i64 = 3600;
-/// Intervals above this (2 s) are a pause, not the frame rate.
-const MAX_DURATION: i64 = 180_000;
 
 /// One access unit in: Annex B bytes (in-band parameter sets on keyframes), 90 kHz times.
 #[derive(Debug, Clone, Copy)]
@@ -134,10 +130,8 @@ pub struct Segmenter {
     awaiting_keyframe: bool,
     /// The next segment follows new parameter sets.
     discontinuity_next: bool,
-    offset: Option<i64>,
-    last_in_dts: Option<i64>,
-    next_out_dts: i64,
-    duration: i64,
+    /// Frames placed on one continuous timeline.
+    timeline: Timeline,
     /// The longest segment so far, rounded up to whole seconds (`#EXT-X-TARGETDURATION` may
     /// not change).
     target_secs: u64,
@@ -157,10 +151,7 @@ impl Segmenter {
             part: Vec::new(),
             awaiting_keyframe: true,
             discontinuity_next: false,
-            offset: None,
-            last_in_dts: None,
-            next_out_dts: 0,
-            duration: DEFAULT_DURATION,
+            timeline: Timeline::default(),
             target_secs: 1,
         }
     }
@@ -199,25 +190,12 @@ impl Segmenter {
                 return Ok(changed);
             }
             if self.awaiting_keyframe {
-                self.offset = None;
-                self.last_in_dts = None;
+                self.timeline.rejoin();
                 self.awaiting_keyframe = false;
             }
         }
-        if let Some(last) = self.last_in_dts {
-            let delta = au.dts.saturating_sub(last);
-            if delta > 0 && delta <= MAX_DURATION {
-                self.duration = delta;
-            }
-        }
-        self.last_in_dts = Some(au.dts);
-        let offset = *self
-            .offset
-            .get_or_insert(self.next_out_dts.saturating_sub(au.dts));
-        let dts = au.dts.saturating_add(offset).max(self.next_out_dts);
-        let pts = au.pts.saturating_add(offset);
-        let duration = self.duration;
-        self.next_out_dts = dts.saturating_add(duration);
+        let (dts, pts, duration) = self.timeline.place(au.dts, au.pts);
+        let duration = i64::from(duration);
 
         let open = self.segments.back().is_some_and(|s| !s.complete);
         let current = self
@@ -225,14 +203,14 @@ impl Segmenter {
             .back()
             .filter(|s| !s.complete)
             .map_or(0, Segment::duration)
-            + self.part.iter().map(|p| p.duration).sum::<i64>();
+            + part_duration(&self.part);
         if au.keyframe && (!open || current >= MIN_SEGMENT || self.discontinuity_next) {
             changed |= self.close_segment();
             self.open_segment();
         } else if !open {
             self.open_segment();
         }
-        let in_part: i64 = self.part.iter().map(|p| p.duration).sum();
+        let in_part = part_duration(&self.part);
         if !self.part.is_empty() && in_part + duration > PART_TARGET {
             changed |= self.flush_part();
         }
@@ -244,7 +222,7 @@ impl Segmenter {
             keyframe: au.keyframe,
         });
         // Close the part now if the next frame would not fit: it is ready a frame earlier.
-        if in_part_after(&self.part) + duration > PART_TARGET {
+        if part_duration(&self.part) + duration > PART_TARGET {
             changed |= self.flush_part();
         }
         Ok(changed)
@@ -289,7 +267,7 @@ impl Segmenter {
         let data = self.fragmenter.fragment(track, &samples);
         segment.parts.push(Part {
             data: Arc::new(data),
-            duration: self.part.iter().map(|p| p.duration).sum(),
+            duration: part_duration(&self.part),
             independent: self.part.first().is_some_and(|p| p.keyframe),
         });
         self.part.clear();
@@ -433,7 +411,8 @@ impl Segmenter {
     }
 }
 
-fn in_part_after(part: &[Pending]) -> i64 {
+/// How long the frames of a part last, 90 kHz ticks.
+fn part_duration(part: &[Pending]) -> i64 {
     part.iter().map(|p| p.duration).sum()
 }
 
@@ -543,7 +522,7 @@ mod tests {
         let mut s = Segmenter::new(Coding::H264);
         feed(&mut s, 0, 30, 25, &SPS);
         s.gap();
-        let before = s.next_out_dts;
+        let before = s.timeline.end();
         // Frames 30..49 are P-frames: ignored until the keyframe at 50.
         feed(&mut s, 30, 45, 25, &SPS);
         let seg = s.segments.back().unwrap();
@@ -553,7 +532,7 @@ mod tests {
         );
         assert!(seg.parts.first().unwrap().independent);
         assert_eq!(
-            s.next_out_dts,
+            s.timeline.end(),
             before + 25 * 3600,
             "frames 50..74 follow on directly"
         );

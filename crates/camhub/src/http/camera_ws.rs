@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::serve::ConnWritten;
-use super::ws::{send_all, status_msg, text_msg};
+use super::ws::{error_msg, send_all, status_msg, text_msg};
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::camera::ViewerBytes;
@@ -410,8 +410,4 @@ async fn session(
         }
     }
     let _ = sink.send(Message::Close(None)).await;
-}
-
-fn error_msg(e: &str) -> Message {
-    text_msg(json!({"type": "error", "error": e}))
 }

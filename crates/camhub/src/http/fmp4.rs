@@ -22,7 +22,7 @@ use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
 use camhub_media::annexb::{nal_units, Coding};
-use camhub_media::fmp4::{init_segment, Fragmenter, Sample, Track};
+use camhub_media::fmp4::{init_segment, Fragmenter, Sample, Timeline, Track};
 use tokio::sync::watch;
 
 use super::serve::ConnWritten;
@@ -39,19 +39,6 @@ use crate::hub::{Camera, Hub};
 pub const MAX_LAG: Duration = Duration::from_millis(1500);
 /// How long `stream.mp4` waits for the camera's first keyframe before answering 503.
 const FIRST_KEYFRAME_WITHIN: Duration = Duration::from_secs(15);
-/// A frame's duration when the stream does not say yet (25 fps, in 90 kHz ticks).
-const DEFAULT_DURATION: u32 = 3600;
-/// Frame intervals above this (2 s) are a pause or a skip, not the frame rate.
-const MAX_DURATION: i64 = 180_000;
-
-/// The codec a packet stream carries, if a browser can be given it as is.
-pub fn coding_of(codec: &str) -> Option<Coding> {
-    match codec {
-        "h264" => Some(Coding::H264),
-        "h265" => Some(Coding::H265),
-        _ => None,
-    }
-}
 
 /// Why `camera` has no encoded stream to give a player, if it has none at all: the built-in demo
 /// draws its pictures and sends no packets (unless it is transcoded).
@@ -113,13 +100,8 @@ pub struct Mp4Writer {
     generation: u64,
     /// Waiting for a keyframe (at the start, after a skip, after a reconnect).
     awaiting_keyframe: bool,
-    /// Output dts = camera dts + `offset` (set at every join of the timeline).
-    offset: Option<i64>,
-    /// The camera dts of the previous access unit.
-    last_in_dts: Option<i64>,
-    /// Output dts the next access unit continues from (previous + its duration).
-    next_out_dts: i64,
-    duration: u32,
+    /// This viewer's own continuous timeline.
+    timeline: Timeline,
     /// Times this viewer was moved to a newer keyframe.
     pub resyncs: u64,
 }
@@ -131,10 +113,7 @@ impl Default for Mp4Writer {
             fragmenter: Fragmenter::new(),
             generation: 0,
             awaiting_keyframe: true,
-            offset: None,
-            last_in_dts: None,
-            next_out_dts: 0,
-            duration: DEFAULT_DURATION,
+            timeline: Timeline::default(),
             resyncs: 0,
         }
     }
@@ -182,8 +161,7 @@ impl Mp4Writer {
             }
             if self.awaiting_keyframe {
                 // Join the timeline where the previous access unit ended.
-                self.offset = None;
-                self.last_in_dts = None;
+                self.timeline.rejoin();
             }
             self.awaiting_keyframe = false;
         }
@@ -192,24 +170,12 @@ impl Mp4Writer {
             self.awaiting_keyframe = true;
             return Ok(out);
         };
-        if let Some(last) = self.last_in_dts {
-            let delta = p.dts.saturating_sub(last);
-            if delta > 0 && delta <= MAX_DURATION {
-                self.duration = delta as u32;
-            }
-        }
-        self.last_in_dts = Some(p.dts);
-        let offset = *self
-            .offset
-            .get_or_insert(self.next_out_dts.saturating_sub(p.dts));
-        // Decode times must grow; a camera that sends B-frames over RTP (no dts there) would not.
-        let dts = p.dts.saturating_add(offset).max(self.next_out_dts);
-        let pts = p.pts.saturating_add(offset);
+        let (dts, pts, duration) = self.timeline.place(p.dts, p.pts);
         let sample = Sample {
             data: &p.data,
             dts,
             pts,
-            duration: self.duration,
+            duration,
             keyframe: p.keyframe,
         };
         out.push(Piece::Media {
@@ -218,14 +184,13 @@ impl Mp4Writer {
             time: pts as f64 / 90_000.0,
             unix_ms: p.unix_ms,
         });
-        self.next_out_dts = dts.saturating_add(i64::from(self.duration));
         Ok(out)
     }
 }
 
 /// A packet viewer's place under the camera's `max_viewers_per_camera`, counted in a gauge of
 /// its kind while it lives.
-pub struct ViewerGauge {
+struct ViewerGauge {
     camera: Arc<Camera>,
     which: fn(&Metrics) -> &AtomicU64,
     /// Held for its Drop: the place under `max_viewers_per_camera`.
@@ -235,10 +200,7 @@ pub struct ViewerGauge {
 impl ViewerGauge {
     /// Admits one viewer of `camera` and adds one to its gauge `which`; the error when the
     /// camera has all the viewers it may have.
-    pub fn new(
-        camera: Arc<Camera>,
-        which: fn(&Metrics) -> &AtomicU64,
-    ) -> Result<ViewerGauge, Error> {
+    fn new(camera: Arc<Camera>, which: fn(&Metrics) -> &AtomicU64) -> Result<ViewerGauge, Error> {
         let admission = camera.admit()?;
         Metrics::add(which(&camera.metrics), 1);
         Ok(ViewerGauge {
@@ -252,6 +214,88 @@ impl ViewerGauge {
 impl Drop for ViewerGauge {
     fn drop(&mut self) {
         (self.which)(&self.camera.metrics).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What a camera sends that players cannot be given without transcoding, and what to do.
+pub fn unplayable(camera: &str, codec: &str) -> String {
+    format!(
+        "camera {camera} sends {codec}, which players cannot be given without transcoding: use its \
+         JPEG stream (stream.mjpeg), or set transcode = \"h264\" on the camera"
+    )
+}
+
+/// One player's feed of a camera's packets as fMP4 (an MSE WebSocket, a `stream.mp4`
+/// response): its place under `max_viewers_per_camera`, its subscription and its writer. It
+/// counts its resyncs and follows a reload that replaces the camera.
+pub struct PlayerFeed {
+    camera: Arc<Camera>,
+    sub: PacketSubscriber,
+    writer: Mp4Writer,
+    /// Held for its Drop; replaced with the camera.
+    _gauge: ViewerGauge,
+    kind: fn(&Metrics) -> &AtomicU64,
+    resyncs_seen: u64,
+}
+
+impl PlayerFeed {
+    /// Admits a viewer of kind `kind` (its gauge) and subscribes it to the camera's player
+    /// packets; the error when the camera has all the viewers it may have.
+    pub fn new(camera: Arc<Camera>, kind: fn(&Metrics) -> &AtomicU64) -> Result<PlayerFeed, Error> {
+        let gauge = ViewerGauge::new(camera.clone(), kind)?;
+        Ok(PlayerFeed {
+            sub: camera.subscribe_player_packets(MAX_LAG),
+            camera,
+            writer: Mp4Writer::default(),
+            _gauge: gauge,
+            kind,
+            resyncs_seen: 0,
+        })
+    }
+
+    /// The camera fed from.
+    pub fn camera(&self) -> &Arc<Camera> {
+        &self.camera
+    }
+
+    /// The next packet, and its coding; `Err(codec)` for a codec players cannot be given as
+    /// is. Cancel-safe.
+    pub async fn next(&mut self) -> (Delivery, Result<Coding, String>) {
+        let d = self.sub.next().await;
+        self.camera.touch();
+        let codec = self.sub.params().map(|p| p.codec).unwrap_or_default();
+        (d, Coding::from_name(&codec).ok_or(codec))
+    }
+
+    /// What to send for `d` ([`Mp4Writer::push`]), its resyncs counted.
+    pub fn pieces(&mut self, d: &Delivery, coding: Coding) -> Result<Vec<Piece>, String> {
+        let pieces = self.writer.push(d, coding);
+        let resyncs = self.writer.resyncs;
+        if resyncs > self.resyncs_seen {
+            Metrics::add(&self.camera.metrics.resyncs, resyncs - self.resyncs_seen);
+            self.resyncs_seen = resyncs;
+        }
+        pieces
+    }
+
+    /// After a config reload replaced the camera: goes on with the new one, from its next
+    /// keyframe on the same timeline. False when there is none to go on with (removed, not
+    /// replaced, or full).
+    pub fn follow(&mut self, hub: &Hub) -> bool {
+        let Ok(cam) = hub.camera(self.camera.id()) else {
+            return false;
+        };
+        if Arc::ptr_eq(&cam, &self.camera) {
+            return false;
+        }
+        let Ok(gauge) = ViewerGauge::new(cam.clone(), self.kind) else {
+            return false;
+        };
+        self._gauge = gauge;
+        self.sub = cam.subscribe_player_packets(MAX_LAG);
+        self.writer.rejoin();
+        self.camera = cam;
+        true
     }
 }
 
@@ -277,25 +321,20 @@ pub async fn stream(
     if let Some(why) = no_packets(&camera) {
         return Err(Error::new(ErrorKind::UnsupportedMedia, why));
     }
-    let gauge = ViewerGauge::new(camera.clone(), |m| &m.mp4_viewers)?;
     let mut viewer = Mp4Viewer {
-        sub: camera.subscribe_player_packets(MAX_LAG),
-        writer: Mp4Writer::default(),
-        gauge,
         bytes: camera.register_viewer(conn.map(|Extension(ConnWritten(w))| w)),
-        camera,
+        feed: PlayerFeed::new(camera, |m| &m.mp4_viewers)?,
         hub: state.hub.clone(),
-        id,
         shutdown: state.shutdown.clone(),
         pending: Vec::new(),
-        resyncs_seen: 0,
     };
     let first = tokio::time::timeout(FIRST_KEYFRAME_WITHIN, viewer.first_init()).await;
     let init = match first {
         Ok(Ok(init)) => init,
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            let status = viewer.camera.status.borrow().clone();
+            let camera = viewer.feed.camera();
+            let status = camera.status.borrow().clone();
             let why = status
                 .last_error
                 .map(|e| format!(": {e}"))
@@ -304,14 +343,17 @@ pub async fn stream(
                 ErrorKind::Unavailable,
                 format!(
                     "camera {} gave no keyframe within {} s{why}",
-                    viewer.camera.id(),
+                    camera.id(),
                     FIRST_KEYFRAME_WITHIN.as_secs()
                 ),
             ));
         }
     };
     viewer.bytes.produce(init.len());
-    Metrics::add(&viewer.camera.metrics.packet_bytes_out, init.len() as u64);
+    Metrics::add(
+        &viewer.feed.camera().metrics.packet_bytes_out,
+        init.len() as u64,
+    );
     let head = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(init) });
     let rest = futures::stream::unfold(viewer, |mut v| async move {
         let chunk = v.next_chunk().await?;
@@ -332,33 +374,27 @@ pub async fn stream(
 
 /// One `stream.mp4` response's state.
 struct Mp4Viewer {
-    sub: PacketSubscriber,
-    writer: Mp4Writer,
-    #[allow(dead_code)] // held for its Drop: the viewer counts while the response lives
-    gauge: ViewerGauge,
+    feed: PlayerFeed,
     bytes: Arc<ViewerBytes>,
-    camera: Arc<Camera>,
     hub: Arc<Hub>,
-    id: String,
     shutdown: watch::Receiver<bool>,
     /// Fragments produced but not yet handed out.
     pending: Vec<Bytes>,
-    resyncs_seen: u64,
 }
 
 impl Mp4Viewer {
     /// Waits for the first init segment; the fragment that came with it stays pending.
     async fn first_init(&mut self) -> Result<Bytes, Error> {
         loop {
-            let d = self.sub.next().await;
-            self.camera.touch();
-            let coding = self.coding()?;
-            let pieces = self.writer.push(&d, coding).map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("camera {}: {e}", self.camera.id()),
-                )
+            let (d, coding) = self.feed.next().await;
+            let id = self.feed.camera().id().to_owned();
+            let coding = coding.map_err(|codec| {
+                Error::new(ErrorKind::UnsupportedMedia, unplayable(&id, &codec))
             })?;
+            let pieces = self
+                .feed
+                .pieces(&d, coding)
+                .map_err(|e| Error::new(ErrorKind::Unavailable, format!("camera {id}: {e}")))?;
             let mut init = None;
             let mut media = Vec::new();
             for piece in pieces {
@@ -374,57 +410,33 @@ impl Mp4Viewer {
         }
     }
 
-    /// The camera's codec, if a player can be given it as is.
-    fn coding(&self) -> Result<Coding, Error> {
-        let codec = self
-            .sub
-            .params()
-            .map(|p| p.codec)
-            .unwrap_or_else(|| "unknown".into());
-        coding_of(&codec).ok_or_else(|| {
-            Error::new(
-                ErrorKind::UnsupportedMedia,
-                format!(
-                    "camera {} sends {codec}, which players cannot be given as MP4 without \
-                     transcoding: use stream.mjpeg, or set transcode = \"h264\" on the camera",
-                    self.camera.id()
-                ),
-            )
-        })
-    }
-
     /// The next fragment (or init segment after a change); None ends the response.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if !self.pending.is_empty() {
                 let chunk = self.pending.remove(0);
                 self.bytes.produce(chunk.len());
-                Metrics::add(&self.camera.metrics.packet_bytes_out, chunk.len() as u64);
+                let metrics = &self.feed.camera().metrics;
+                Metrics::add(&metrics.packet_bytes_out, chunk.len() as u64);
                 return Some(chunk);
             }
             if *self.shutdown.borrow() {
                 return None;
             }
-            let d = tokio::select! {
-                d = self.sub.next() => d,
+            let (d, coding) = tokio::select! {
+                next = self.feed.next() => next,
                 _ = self.shutdown.changed() => return None,
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {
-                    if self.camera.retired() && !self.follow() {
-                        return None;
+                    if self.feed.camera().retired() {
+                        if !self.feed.follow(&self.hub) {
+                            return None;
+                        }
+                        self.bytes = self.feed.camera().register_viewer(None);
                     }
                     continue;
                 }
             };
-            self.camera.touch();
-            let coding = self.coding().ok()?;
-            let pieces = self.writer.push(&d, coding).ok()?;
-            if self.writer.resyncs > self.resyncs_seen {
-                Metrics::add(
-                    &self.camera.metrics.resyncs,
-                    self.writer.resyncs - self.resyncs_seen,
-                );
-                self.resyncs_seen = self.writer.resyncs;
-            }
+            let pieces = self.feed.pieces(&d, coding.ok()?).ok()?;
             // A progressive file has one init segment; a new one mid-file (new parameter sets)
             // is what players of fragmented MP4 accept as a new moov.
             self.pending = pieces
@@ -434,24 +446,5 @@ impl Mp4Viewer {
                 })
                 .collect();
         }
-    }
-
-    /// After a config reload replaced the camera: the same response goes on from the new one.
-    fn follow(&mut self) -> bool {
-        let Ok(cam) = self.hub.camera(&self.id) else {
-            return false;
-        };
-        if Arc::ptr_eq(&cam, &self.camera) {
-            return false;
-        }
-        let Ok(gauge) = ViewerGauge::new(cam.clone(), |m| &m.mp4_viewers) else {
-            return false;
-        };
-        self.gauge = gauge;
-        self.sub = cam.subscribe_player_packets(MAX_LAG);
-        self.writer.rejoin();
-        self.bytes = cam.register_viewer(None);
-        self.camera = cam;
-        true
     }
 }

@@ -18,12 +18,13 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::Response;
 use bytes::Bytes;
+use camhub_media::annexb::Coding;
 use camhub_media::hls::{AccessUnit, Segmenter};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::fmp4::{coding_of, no_packets};
+use super::fmp4::{no_packets, unplayable};
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::status::Metrics;
@@ -110,7 +111,7 @@ impl Registry {
         }
         let live = Arc::new(Live {
             camera: camera.clone(),
-            segmenter: Mutex::new(Segmenter::new(camhub_media::annexb::Coding::H264)),
+            segmenter: Mutex::new(Segmenter::new(Coding::H264)),
             changed: watch::Sender::new(0),
             stopped: AtomicBool::new(false),
             error: Mutex::new(None),
@@ -162,10 +163,9 @@ async fn run(registry: Arc<Registry>, live: Arc<Live>) {
             d = sub.next() => {
                 camera.touch();
                 let codec = sub.params().map(|p| p.codec).unwrap_or_default();
-                let Some(c) = coding_of(&codec) else {
-                    *live.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
-                        "camera {} sends {codec}, which HLS cannot carry without transcoding: use \
-                         stream.mjpeg", camera.id()));
+                let Some(c) = Coding::from_name(&codec) else {
+                    *live.error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(unplayable(camera.id(), &codec));
                     break;
                 };
                 let mut seg = live.lock();

@@ -24,9 +24,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::camera_ws::HEARTBEAT;
-use super::fmp4::{client_plays, coding_of, no_packets, Mp4Writer, Piece, ViewerGauge, MAX_LAG};
+use super::fmp4::{client_plays, no_packets, unplayable, Piece, PlayerFeed};
 use super::serve::ConnWritten;
-use super::ws::{send_all, status_msg, text_msg};
+use super::ws::{error_msg, send_all, status_msg, text_msg};
 use super::AppState;
 use crate::hub::camera::ViewerBytes;
 use crate::hub::status::Metrics;
@@ -66,10 +66,6 @@ pub async fn mse(
         .on_upgrade(move |socket| session(socket, state, camera, bytes))
 }
 
-fn error_msg(e: &str) -> Message {
-    text_msg(json!({"type": "error", "error": e}))
-}
-
 async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes: Arc<ViewerBytes>) {
     let (mut sink, mut stream) = socket.split();
     // The client speaks first: what it can play.
@@ -96,59 +92,48 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
         let _ = send_all(&mut sink, &bytes, vec![error_msg(&why)]).await;
         return;
     }
-    let mut camera = camera;
-    let mut gauge = match ViewerGauge::new(camera.clone(), |m| &m.mse_viewers) {
-        Ok(g) => g,
+    let mut feed = match PlayerFeed::new(camera, |m| &m.mse_viewers) {
+        Ok(f) => f,
         Err(e) => {
             let _ = send_all(&mut sink, &bytes, vec![error_msg(&e.message)]).await;
             return;
         }
     };
-    camera.register_queue(&bytes);
-    let mut sub = camera.subscribe_player_packets(MAX_LAG);
-    let mut status = camera.status.subscribe();
-    let first = status_msg(&camera, &status.borrow_and_update().clone());
+    feed.camera().register_queue(&bytes);
+    let mut status = feed.camera().status.subscribe();
+    let first = status_msg(feed.camera(), &status.borrow_and_update().clone());
     if send_all(&mut sink, &bytes, vec![first]).await.is_err() {
         return;
     }
-    let mut writer = Mp4Writer::default();
-    let mut resyncs_seen = 0;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut shutdown = state.shutdown.clone();
     loop {
         let out: Vec<Message> = tokio::select! {
-            d = sub.next() => {
-                camera.touch();
-                let codec = sub.params().map(|p| p.codec).unwrap_or_default();
-                let Some(coding) = coding_of(&codec) else {
-                    let msg = error_msg(&format!(
-                        "camera {} sends {codec}, which browsers cannot be given without \
-                         transcoding: use its JPEG stream, or set transcode = \"h264\" on the camera",
-                        camera.id()
-                    ));
-                    let _ = send_all(&mut sink, &bytes, vec![msg]).await;
-                    break;
+            (d, coding) = feed.next() => {
+                let id = feed.camera().id().to_owned();
+                let coding = match coding {
+                    Ok(c) => c,
+                    Err(codec) => {
+                        let _ = send_all(&mut sink, &bytes, vec![error_msg(&unplayable(&id, &codec))]).await;
+                        break;
+                    }
                 };
                 if !client_plays(&codecs, coding) {
                     let msg = error_msg(&format!(
-                        "camera {} sends {codec}, and this browser plays none of it ({})",
-                        camera.id(),
+                        "camera {id} sends {}, and this browser plays none of it ({})",
+                        coding.name(),
                         codecs.join(", ")
                     ));
                     let _ = send_all(&mut sink, &bytes, vec![msg]).await;
                     break;
                 }
-                let pieces = match writer.push(&d, coding) {
+                let pieces = match feed.pieces(&d, coding) {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = send_all(&mut sink, &bytes, vec![error_msg(&e)]).await;
                         break;
                     }
                 };
-                if writer.resyncs > resyncs_seen {
-                    Metrics::add(&camera.metrics.resyncs, writer.resyncs - resyncs_seen);
-                    resyncs_seen = writer.resyncs;
-                }
                 let mut out = Vec::with_capacity(pieces.len() + 1);
                 for piece in pieces {
                     let data = match piece {
@@ -169,7 +154,7 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                             data
                         }
                     };
-                    Metrics::add(&camera.metrics.packet_bytes_out, data.len() as u64);
+                    Metrics::add(&feed.camera().metrics.packet_bytes_out, data.len() as u64);
                     out.push(Message::Binary(data));
                 }
                 out
@@ -177,9 +162,10 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
                     Ok(ClientMessage::Edge { delay, latency }) if delay.is_finite() && delay >= 0.0 => {
-                        camera.metrics.live_edge.observe(Duration::from_secs_f64(delay.min(3600.0)));
+                        let metrics = &feed.camera().metrics;
+                        metrics.live_edge.observe(Duration::from_secs_f64(delay.min(3600.0)));
                         if let Some(l) = latency.filter(|l| l.is_finite() && *l >= 0.0) {
-                            camera.metrics.live_latency.observe(Duration::from_secs_f64(l.min(3600.0)));
+                            metrics.live_latency.observe(Duration::from_secs_f64(l.min(3600.0)));
                         }
                         Vec::new()
                     }
@@ -196,33 +182,19 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
                     break;
                 }
                 let s = status.borrow_and_update().clone();
-                vec![status_msg(&camera, &s)]
+                vec![status_msg(feed.camera(), &s)]
             }
             _ = heartbeat.tick() => {
-                if camera.retired() {
+                if feed.camera().retired() {
                     // A reload replaced the camera: go on with the new one (a new connection:
                     // the writer waits for its keyframe and sends a new init if needed).
-                    match state.hub.camera(camera.id()) {
-                        Ok(next) if !Arc::ptr_eq(&next, &camera) => {
-                            match ViewerGauge::new(next.clone(), |m| &m.mse_viewers) {
-                                Ok(g) => gauge = g,
-                                Err(e) => {
-                                    let _ = send_all(&mut sink, &bytes, vec![error_msg(&e.message)]).await;
-                                    break;
-                                }
-                            }
-                            camera = next;
-                            camera.register_queue(&bytes);
-                            sub = camera.subscribe_player_packets(MAX_LAG);
-                            writer.rejoin();
-                            status = camera.status.subscribe();
-                        }
-                        _ => {
-                            let msg = error_msg("this camera was removed from the config");
-                            let _ = send_all(&mut sink, &bytes, vec![msg]).await;
-                            break;
-                        }
+                    if !feed.follow(&state.hub) {
+                        let msg = error_msg("this camera was removed from the config");
+                        let _ = send_all(&mut sink, &bytes, vec![msg]).await;
+                        break;
                     }
+                    feed.camera().register_queue(&bytes);
+                    status = feed.camera().status.subscribe();
                 }
                 vec![text_msg(json!({"type": "heartbeat", "ts": crate::hub::unix_ms()}))]
             }
@@ -232,6 +204,6 @@ async fn session(socket: WebSocket, state: AppState, camera: Arc<Camera>, bytes:
             return;
         }
     }
-    drop(gauge);
+    drop(feed);
     let _ = sink.send(Message::Close(None)).await;
 }

@@ -311,6 +311,11 @@ pub(crate) fn status_msg(cam: &Camera, s: &Status) -> Message {
     }))
 }
 
+/// A one-camera WebSocket's `{"type": "error"}` message (the camera WebSocket, MSE).
+pub(crate) fn error_msg(e: &str) -> Message {
+    text_msg(json!({"type": "error", "error": e}))
+}
+
 pub(crate) fn text_msg(v: serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use camhub_config::{Camera as CameraConfig, SourceKind, SourceSpec};
-use camhub_media::annexb::{nal_units, Coding};
+use camhub_media::annexb::Coding;
 use camhub_media::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
@@ -721,16 +721,14 @@ impl Camera {
     /// camera's own stream (MSE, HLS) decode nothing, and the API and UI still show the size.
     /// Once per keyframe; a damaged SPS changes nothing (the decoder reports what it finds).
     fn note_sps_size(&self, access_unit: &[u8]) {
-        let codec = self.status.borrow().codec.clone();
-        let coding = match codec.as_deref() {
-            Some("h264") => Coding::H264,
-            Some("h265") => Coding::H265,
-            _ => return,
+        let Some(codec) = self.status.borrow().codec.clone() else {
+            return;
         };
-        let Some(sps) = nal_units(access_unit)
-            .take_while(|n| !coding.is_slice(n))
-            .find(|n| coding.nal_type(n) == if coding == Coding::H264 { 7 } else { 33 })
-        else {
+        let Some(coding) = Coding::from_name(&codec) else {
+            return;
+        };
+        let sets = super::taps::parameter_sets(access_unit, &codec);
+        let Some(sps) = sets.iter().find(|n| coding.is_sps(n)) else {
             return;
         };
         let size = match coding {

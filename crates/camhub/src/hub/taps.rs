@@ -320,11 +320,9 @@ fn read(ring: &PacketRing<Arc<Packet>>, cursor: &mut Cursor, lag: u64) -> Option
 
 /// The parameter-set NAL units (without start codes) of an Annex B keyframe. They precede its first
 /// slice, so the scan stops there: a keyframe of hundreds of kilobytes costs a few header bytes.
-fn parameter_sets(data: &[u8], codec: &str) -> Vec<Bytes> {
-    let coding = match codec {
-        "h264" => Coding::H264,
-        "h265" => Coding::H265,
-        _ => return Vec::new(),
+pub fn parameter_sets(data: &[u8], codec: &str) -> Vec<Bytes> {
+    let Some(coding) = Coding::from_name(codec) else {
+        return Vec::new();
     };
     nal_units(data)
         .take_while(|nal| !coding.is_slice(nal))
