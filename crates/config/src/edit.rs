@@ -126,7 +126,14 @@ pub fn edit_camera(text: &str, change: &CameraChange) -> Result<String, EditErro
 
 /// Camera keys the settings form does not show: a change that leaves them out keeps them as
 /// written instead of removing them.
-const NOT_ON_THE_FORM: &[&str] = &["motion"];
+const NOT_ON_THE_FORM: &[&str] = &[
+    "motion",
+    "rotate",
+    "flip",
+    "crop",
+    "perspective",
+    "transform_size",
+];
 
 /// Sets the table's keys to `fields`: changed values are written, unchanged ones are left (with
 /// their comments), keys not in `fields` are removed (except [`NOT_ON_THE_FORM`]). Known keys only,

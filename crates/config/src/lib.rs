@@ -18,6 +18,7 @@ mod size;
 mod source;
 
 use camhub_media::redact::{redact_url, REDACTED};
+pub use camhub_media::warp::{Crop, Perspective, Rotation, Transform};
 
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use parse::CAMERA_KEYS;
@@ -135,6 +136,7 @@ impl Config {
                 enabled: true,
                 motion: None,
                 transcode: None,
+                transform: Transform::default(),
             }],
             users: Vec::new(),
             events: Events::default(),
@@ -346,6 +348,9 @@ pub struct Camera {
     /// `transcode`: re-encode the camera's pictures for players that need a codec it does not
     /// send (`"h264"`); `None` serves its own stream.
     pub transcode: Option<Transcode>,
+    /// `rotate`, `flip`, `perspective`, `crop` and `transform_size`: the camera's geometry,
+    /// applied to its decoded pictures (the identity when none is set).
+    pub transform: Transform,
 }
 
 /// `transcode`: what a camera's pictures are re-encoded to for MSE, `stream.mp4` and HLS.
@@ -386,6 +391,7 @@ impl Camera {
             enabled,
             motion: _,
             transcode,
+            transform,
         } = self;
         *id == other.id
             && *source == other.source
@@ -396,6 +402,7 @@ impl Camera {
             && *decode_threads == other.decode_threads
             && *enabled == other.enabled
             && *transcode == other.transcode
+            && *transform == other.transform
     }
 }
 

@@ -22,8 +22,10 @@ use crate::{
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
 mod mqtt;
+mod transform;
 
 use mqtt::MQTT_KEYS;
+use transform::{TransformKeys, TRANSFORM_KEYS};
 
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -94,6 +96,11 @@ pub(crate) const CAMERA_KEYS: &[&str] = &[
     "input_options",
     "loop_file",
     "motion",
+    "rotate",
+    "flip",
+    "crop",
+    "perspective",
+    "transform_size",
 ];
 
 const SYNTAX_FIX: &str =
@@ -945,6 +952,7 @@ impl Cx<'_> {
         let mut transcode = None;
         let mut enabled = true;
         let mut motion = None;
+        let mut geometry = TransformKeys::default();
         let mut opts = KindOptions::default();
 
         for (key, value) in in_file_order(table) {
@@ -1079,6 +1087,9 @@ impl Cx<'_> {
                 }
                 "loop_file" => opts.loop_file = self.boolean(path, value).map(|b| (b, key_span)),
                 "motion" => motion = self.motion(path, value),
+                k if TRANSFORM_KEYS.contains(&k) => {
+                    self.transform_key(&mut geometry, k, path, value);
+                }
                 _ => self.unknown_key(key, &prefix, CAMERA_KEYS),
             }
         }
@@ -1142,6 +1153,7 @@ impl Cx<'_> {
             return None;
         };
         self.check_kind_options(&prefix, &main, sub.as_ref(), &opts);
+        self.check_transform(&prefix, &geometry);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -1164,6 +1176,7 @@ impl Cx<'_> {
             enabled,
             motion,
             transcode,
+            transform: geometry.transform,
         })
     }
 

@@ -230,6 +230,7 @@ fn defaults() {
             enabled: true,
             motion: None,
             transcode: None,
+            transform: camhub_config::Transform::default(),
         }
     );
 }

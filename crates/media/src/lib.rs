@@ -17,3 +17,4 @@ pub mod ring;
 pub mod size;
 pub mod sps;
 pub mod timestamp;
+pub mod warp;
