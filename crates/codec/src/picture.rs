@@ -94,6 +94,53 @@ impl Picture {
         Ok(Picture { frame })
     }
 
+    /// A new YUV 4:2:0 picture of any size from 1x1 up (odd sizes too: chroma planes are
+    /// `ceil(width / 2)` x `ceil(height / 2)`), its samples read with `full_range` and `matrix`;
+    /// planes uninitialised until written through [`Picture::planes_mut`]. For transformed
+    /// pictures.
+    pub fn new_yuv420(
+        width: u32,
+        height: u32,
+        full_range: bool,
+        matrix: ColourMatrix,
+    ) -> Result<Picture, CodecError> {
+        if width == 0 || height == 0 || width > 16384 || height > 16384 {
+            return Err(CodecError::Unsupported(format!(
+                "bad picture size {width}x{height}"
+            )));
+        }
+        let mut frame = Video::new(Pixel::YUV420P, width, height);
+        frame.set_color_range(if full_range { Range::JPEG } else { Range::MPEG });
+        frame.set_color_space(match matrix {
+            ColourMatrix::Bt601 => Space::BT470BG,
+            ColourMatrix::Bt709 => Space::BT709,
+            ColourMatrix::Bt2020 => Space::BT2020NCL,
+            ColourMatrix::Smpte240m => Space::SMPTE240M,
+            ColourMatrix::Fcc => Space::FCC,
+        });
+        Ok(Picture { frame })
+    }
+
+    /// The planes of an 8-bit planar YUV picture (4:2:0, 4:2:2, 4:4:4, 4:4:0, 4:1:1, any range)
+    /// as `(width, height, stride)` of Y, U and V; None for other formats (semi-planar, 10-bit,
+    /// RGB), which go through the [`crate::Scaler`] first.
+    pub fn yuv_layout(&self) -> Option<[(u32, u32, usize); 3]> {
+        let (w, h) = (self.width(), self.height());
+        let (cw, ch) = match self.frame.format() {
+            Pixel::YUV420P | Pixel::YUVJ420P => (w.div_ceil(2), h.div_ceil(2)),
+            Pixel::YUV422P | Pixel::YUVJ422P => (w.div_ceil(2), h),
+            Pixel::YUV444P | Pixel::YUVJ444P => (w, h),
+            Pixel::YUV440P | Pixel::YUVJ440P => (w, h.div_ceil(2)),
+            Pixel::YUV411P => (w.div_ceil(4), h),
+            _ => return None,
+        };
+        Some([
+            (w, h, self.frame.stride(0)),
+            (cw, ch, self.frame.stride(1)),
+            (cw, ch, self.frame.stride(2)),
+        ])
+    }
+
     pub(crate) fn from_frame(frame: Video) -> Picture {
         Picture { frame }
     }

@@ -30,7 +30,11 @@ fn thread_cpu() -> Duration {
 /// the same formula as `benches/warp_cost.py`.
 fn pattern(x: usize, y: usize) -> u8 {
     let g = (x + y) / 8 % 200;
-    let c = if (x / 16 + y / 16).is_multiple_of(2) { 40 } else { 0 };
+    let c = if (x / 16 + y / 16).is_multiple_of(2) {
+        40
+    } else {
+        0
+    };
     (16 + g + c).min(255) as u8
 }
 

@@ -414,8 +414,10 @@ const LANES: [f32; BATCH] = {
 /// Where each output sample of one plane comes from.
 #[derive(Debug, Clone)]
 enum Table {
-    /// Exact mappings (rotations, flips, crops): the source sample at this offset (or
-    /// [`OUTSIDE`]).
+    /// A whole-pixel shift (a crop, or nothing): output row `v` is source row `y + v` from
+    /// column `x`, copied (where it lies inside the source; the rest is filled).
+    Shift { x: i64, y: i64 },
+    /// Exact mappings (rotations, flips): the source sample at this offset (or [`OUTSIDE`]).
     Nearest(Vec<u32>),
     /// Warps: output sample to source point, computed per row in SIMD lanes (a table of offsets
     /// and weights would be read from memory at every picture: at 1080p that traffic alone costs
@@ -559,7 +561,19 @@ impl PlaneTable {
             return Err(WarpError("source plane too large".into()));
         }
         let bilinear = !exact && src.width >= 2 && src.height >= 2;
-        let table = if bilinear {
+        let shift = {
+            let t = &m.0;
+            let whole = |v: f64| (v - v.round()).abs() < 1e-9;
+            (t[0], t[1], t[3], t[4], t[6], t[7], t[8]) == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0)
+                && whole(t[2])
+                && whole(t[5])
+        };
+        let table = if exact && shift {
+            Table::Shift {
+                x: m.0[2].round() as i64,
+                y: m.0[5].round() as i64,
+            }
+        } else if bilinear {
             // Which side of the horizon is in front depends on the matrix's overall sign: make it
             // the positive side, so one comparison tells.
             let centre = m.0[6] * out_w as f64 / 2.0 + m.0[7] * out_h as f64 / 2.0 + m.0[8];
@@ -618,14 +632,45 @@ impl PlaneTable {
         }
         let src = &src[..self.src_len];
         match &self.table {
+            Table::Shift { x, y } => {
+                let (sw, sh) = (i64::from(self.src.width), i64::from(self.src.height));
+                // The output columns that fall inside the source, the same on every row.
+                let first = (-x).clamp(0, w as i64) as usize;
+                let last = (sw - x).clamp(first as i64, w as i64) as usize;
+                for (v, out) in dst.chunks_mut(dst_stride).take(h).enumerate() {
+                    let out = &mut out[..w];
+                    let sy = y + v as i64;
+                    if !(0..sh).contains(&sy) || first == last {
+                        out.fill(fill);
+                        continue;
+                    }
+                    let start = sy as usize * self.src.stride + (x + first as i64) as usize;
+                    match src.get(start..start + (last - first)) {
+                        Some(row) => out[first..last].copy_from_slice(row),
+                        None => out[first..last].fill(fill),
+                    }
+                    out[..first].fill(fill);
+                    out[last..].fill(fill);
+                }
+            }
             Table::Nearest(offsets) => {
-                for (row, out) in offsets.chunks_exact(w).zip(dst.chunks_mut(dst_stride)) {
-                    for (o, &at) in out[..w].iter_mut().zip(row) {
-                        *o = if at == OUTSIDE {
-                            fill
-                        } else {
-                            src.get(at as usize).copied().unwrap_or(fill)
-                        };
+                // In tiles: a rotation reads the source down its columns, and a tile's source
+                // rows stay in the cache while the tile is written.
+                const TILE: usize = 64;
+                for v0 in (0..h).step_by(TILE) {
+                    for u0 in (0..w).step_by(TILE) {
+                        let u1 = (u0 + TILE).min(w);
+                        for v in v0..(v0 + TILE).min(h) {
+                            let row = &offsets[v * w + u0..v * w + u1];
+                            let out = &mut dst[v * dst_stride + u0..v * dst_stride + u1];
+                            for (o, &at) in out.iter_mut().zip(row) {
+                                *o = if at == OUTSIDE {
+                                    fill
+                                } else {
+                                    src.get(at as usize).copied().unwrap_or(fill)
+                                };
+                            }
+                        }
                     }
                 }
             }

@@ -77,6 +77,9 @@ pub fn camera_json(cam: &Camera) -> Value {
         "always_on": cam.config.always_on,
         // What MSE, stream.mp4 and HLS carry: the camera's own stream, or its transcode.
         "player_stream": if cam.transcode.is_some() { "transcoded h264" } else { "camera" },
+        // The geometry applied to the camera's pictures (JPEG, WebSocket, motion, snapshots), and
+        // whether players get it too: they do only through a transcode.
+        "transform": transform_json(&cam.config.transform, cam.transcode.is_some()),
         "substream": cam.substream.as_ref().map(|sub| {
             let s = sub.status.borrow().clone();
             json!({
@@ -85,5 +88,28 @@ pub fn camera_json(cam: &Camera) -> Value {
                 "reconnects": s.reconnects, "last_error": s.last_error, "error_kind": s.error_kind,
             })
         }),
+    })
+}
+
+/// A camera's transform for the API: null without one.
+fn transform_json(t: &camhub_config::Transform, transcoded: bool) -> Value {
+    if t.is_identity() {
+        return Value::Null;
+    }
+    let flip = match (t.flip_horizontal, t.flip_vertical) {
+        (true, true) => Some("both"),
+        (true, false) => Some("horizontal"),
+        (false, true) => Some("vertical"),
+        (false, false) => None,
+    };
+    json!({
+        "rotate": t.rotate.degrees(),
+        "flip": flip,
+        "perspective": t.perspective.map(|p| json!({
+            "corners": p.corners, "width": p.width, "height": p.height,
+        })),
+        "crop": t.crop.map(|c| [c.x, c.y, c.width, c.height]),
+        "transform_size": t.reference.map(|(w, h)| [w, h]),
+        "players_transformed": transcoded,
     })
 }

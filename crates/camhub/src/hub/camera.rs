@@ -20,8 +20,9 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use super::encode::EncodeHandle;
+use super::geometry::Shaper;
 use super::motion::MotionHandle;
-use super::pipeline::{DecodeHandle, Tick};
+use super::pipeline::{DecodeHandle, Geometry, Tick};
 use super::status::{FailureKind, Metrics, State, Status};
 use super::taps::{FrameContent, PacketSubscriber, PacketTap, PictureSubscriber, PictureTap};
 use super::transcode::TranscodeHandle;
@@ -106,6 +107,22 @@ impl Camera {
         max_variants: usize,
         opener: SourceOpener,
     ) -> Arc<Camera> {
+        Camera::build(config, max_variants, opener, None)
+    }
+
+    /// A camera; `main_geometry` is the main stream's when this is its substream (the two share
+    /// the transform's reference size).
+    fn build(
+        config: CameraConfig,
+        max_variants: usize,
+        opener: SourceOpener,
+        main_geometry: Option<Geometry>,
+    ) -> Arc<Camera> {
+        let geometry = main_geometry.unwrap_or_else(|| Geometry {
+            transform: config.transform.clone(),
+            reference: Default::default(),
+            sets_reference: true,
+        });
         let substream = config.substream.clone().map(|spec| {
             let sub = CameraConfig {
                 id: format!("{}/sub", config.id),
@@ -118,7 +135,11 @@ impl Camera {
                 always_on: false,
                 ..config.clone()
             };
-            Camera::with_opener(sub, max_variants, opener.clone())
+            let sub_geometry = Geometry {
+                sets_reference: false,
+                ..geometry.clone()
+            };
+            Camera::build(sub, max_variants, opener.clone(), Some(sub_geometry))
         });
         let status = Arc::new(watch::Sender::new(Status::default()));
         let metrics = Arc::new(Metrics::default());
@@ -133,6 +154,7 @@ impl Camera {
             metrics.clone(),
             config.decode_threads,
             DECODE_GRACE.min(config.idle_timeout),
+            geometry,
         ));
         let encode = Arc::new(EncodeHandle::new(
             config.id.clone(),
@@ -735,6 +757,14 @@ impl Camera {
             Coding::H264 => camhub_media::sps::H264Sps::parse(sps).map(|s| (s.width, s.height)),
             Coding::H265 => camhub_media::sps::H265Sps::parse(sps).map(|s| (s.width, s.height)),
         };
+        // A transformed camera shows its transformed size everywhere.
+        let size = size.map(|(w, h)| {
+            if self.config.transform.is_identity() {
+                (w, h)
+            } else {
+                Shaper::output_size(&self.config.transform, w, h).unwrap_or((w, h))
+            }
+        });
         if let Ok((w, h)) = size {
             self.status.send_if_modified(|s| {
                 let changed = s.width != Some(w) || s.height != Some(h);

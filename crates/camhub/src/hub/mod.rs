@@ -3,6 +3,7 @@
 
 pub mod camera;
 pub mod encode;
+pub mod geometry;
 pub mod motion;
 pub mod pipeline;
 pub mod render;

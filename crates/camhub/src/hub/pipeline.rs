@@ -16,6 +16,7 @@ use camhub_media::motion::Pacer;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::geometry::{ReferenceSize, Shaper};
 use super::render::render_pattern;
 use super::status::{FailureKind, Metrics, Status};
 use super::taps::{
@@ -100,7 +101,21 @@ pub struct DecodeHandle {
     pub decode_threads: usize,
     /// How long decoding goes on after the last picture subscriber left.
     pub grace: Duration,
+    /// The camera's transform, applied to every picture before it is published (the identity
+    /// costs nothing), and where its reference size is kept.
+    pub geometry: Geometry,
     worker: Worker,
+}
+
+/// A stream's transform and the size its corners were written for (see [`ReferenceSize`]).
+#[derive(Clone, Default)]
+pub struct Geometry {
+    /// `rotate`, `flip`, `perspective`, `crop` (`transform_size` as its reference).
+    pub transform: camhub_media::warp::Transform,
+    /// The main stream's first rotated size, shared with its substream.
+    pub reference: ReferenceSize,
+    /// This is the main stream: its first picture sets the reference.
+    pub sets_reference: bool,
 }
 
 impl DecodeHandle {
@@ -115,6 +130,7 @@ impl DecodeHandle {
         metrics: Arc<Metrics>,
         decode_threads: usize,
         grace: Duration,
+        geometry: Geometry,
     ) -> DecodeHandle {
         DecodeHandle {
             id,
@@ -126,6 +142,7 @@ impl DecodeHandle {
             metrics,
             decode_threads,
             grace,
+            geometry,
             worker: Worker::default(),
         }
     }
@@ -182,6 +199,10 @@ struct Decode<'a> {
     catching_up: bool,
     /// While only analysers at a rate take pictures: that rate and its schedule.
     pacer: Option<(f64, Pacer)>,
+    /// The camera's transform (None without one).
+    shaper: Option<Shaper>,
+    /// The last transform failure put into the status (reported once).
+    shape_error: Option<String>,
 }
 
 impl<'a> Decode<'a> {
@@ -197,6 +218,12 @@ impl<'a> Decode<'a> {
             refused: None,
             catching_up: false,
             pacer: None,
+            shaper: Shaper::new(
+                &h.geometry.transform,
+                h.geometry.reference.clone(),
+                h.geometry.sets_reference,
+            ),
+            shape_error: None,
         }
     }
 
@@ -367,6 +394,21 @@ impl<'a> Decode<'a> {
         }
     }
 
+    /// A picture the transform could not handle: dropped, and the reason shown once.
+    fn shape_failed(&mut self, e: String) {
+        Metrics::add(&self.h.metrics.frames_dropped, 1);
+        if self.shape_error.as_ref() == Some(&e) {
+            return;
+        }
+        let reason = format!("cannot transform the camera's picture: {e}");
+        warn!("{reason}");
+        self.shape_error = Some(e);
+        self.h.status.send_modify(|s| {
+            s.last_error = Some(reason);
+            s.error_kind = Some(FailureKind::UnsupportedCodec);
+        });
+    }
+
     /// False (and reported once as the status reason) for a picture too large to handle.
     fn size_ok(&mut self, w: u32, h: u32) -> bool {
         if w <= MAX_PICTURE_SIDE
@@ -445,6 +487,27 @@ impl<'a> Decode<'a> {
         unix_ms: u64,
         pts: Option<i64>,
     ) {
+        let (content, width, height) = match self.shaper.as_mut() {
+            None => (content, width, height),
+            Some(shaper) => {
+                let cpu = thread_cpu_time();
+                let shaped = match &content {
+                    FrameContent::Picture(p) => shaper.picture(p),
+                    FrameContent::Jpeg(j) => shaper.jpeg(j),
+                };
+                Metrics::add(&self.h.metrics.transform_ns, cpu_since(cpu));
+                match shaped {
+                    Ok(p) => {
+                        let (w, h) = (p.width(), p.height());
+                        (FrameContent::Picture(p), w, h)
+                    }
+                    Err(e) => {
+                        self.shape_failed(e);
+                        return;
+                    }
+                }
+            }
+        };
         self.h.status.send_if_modified(|s| {
             let changed = s.width != Some(width) || s.height != Some(height);
             if changed && s.width.is_some() {

@@ -186,6 +186,8 @@ pub struct Metrics {
     pub live_latency: Histogram,
     /// Nanoseconds of CPU spent encoding H.264 for `transcode`.
     pub transcode_ns: AtomicU64,
+    /// Nanoseconds of CPU spent applying the camera's transform (rotate, warp, crop).
+    pub transform_ns: AtomicU64,
 }
 
 /// Upper bounds of [`Histogram`] buckets, in seconds (Prometheus `le` labels).
