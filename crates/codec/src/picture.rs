@@ -57,7 +57,7 @@ impl ColourMatrix {
     }
 
     /// This matrix's luma weights, for `camhub_media::colour`'s conversion to JPEG's BT.601.
-    pub(crate) fn luma_weights(self) -> LumaWeights {
+    pub fn luma_weights(self) -> LumaWeights {
         match self {
             ColourMatrix::Bt601 => LumaWeights::BT601,
             ColourMatrix::Bt709 => LumaWeights::BT709,

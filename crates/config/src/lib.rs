@@ -17,6 +17,7 @@ mod parse;
 mod size;
 mod source;
 
+pub use camhub_media::layout::Layout;
 use camhub_media::redact::{redact_url, REDACTED};
 pub use camhub_media::warp::{Crop, Perspective, Rotation, Transform};
 
@@ -669,6 +670,9 @@ pub enum SourceKind {
         /// `loop_file`: loop a file forever (files are always read at their native rate).
         loop_file: bool,
     },
+    /// A `[[composite]]`: other cameras' pictures combined (it has no URL of its own; `url`
+    /// reads `composite:` and its inputs).
+    Composite(Composite),
     /// `demo:` or `demo:?width=1280&height=720&fps=25`: the built-in test pattern.
     Demo {
         /// Picture width (default 1280).
@@ -707,6 +711,7 @@ impl fmt::Debug for SourceKind {
                 .field("options", &options.keys().collect::<Vec<_>>())
                 .field("loop_file", loop_file)
                 .finish(),
+            SourceKind::Composite(c) => c.fmt(f),
             SourceKind::Demo { width, height, fps } => f
                 .debug_struct("Demo")
                 .field("width", width)
@@ -715,6 +720,26 @@ impl fmt::Debug for SourceKind {
                 .finish(),
         }
     }
+}
+
+/// A `[[composite]]`'s own keys: how its inputs' pictures are combined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composite {
+    /// `layout`: how the tiles are placed.
+    pub layout: Layout,
+    /// `inputs`: camera ids, in the order they are placed (left to right, top to bottom).
+    pub inputs: Vec<String>,
+    /// `cuts`: per input id, `[front, back]`: the columns (rows for `vstack`) of its picture kept,
+    /// `front` included, `back` not (seed 004's `concat_x`).
+    pub cuts: BTreeMap<String, [u32; 2]>,
+    /// `width`: the output width (default: what the tiles add up to).
+    pub width: Option<u32>,
+    /// `height`: the output height (default: the tallest tile's, for `hstack`).
+    pub height: Option<u32>,
+    /// `fps`: pictures a second the composite makes (1–60, default 10).
+    pub fps: u32,
+    /// `stale_after`: an input with no new picture for this long shows as "no signal" (default 3 s).
+    pub stale_after: Duration,
 }
 
 /// RTSP lower transport.

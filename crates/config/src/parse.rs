@@ -21,6 +21,7 @@ use crate::{
 };
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
+mod composite;
 mod mqtt;
 mod transform;
 
@@ -32,7 +33,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 /// A polygon of `masks` or `zones`: its corners, `[x, y]` in pixels.
 type Polygon = Vec<[f64; 2]>;
 
-const TOP_KEYS: &[&str] = &["server", "camera", "user", "events", "mqtt"];
+const TOP_KEYS: &[&str] = &["server", "camera", "composite", "user", "events", "mqtt"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -130,21 +131,24 @@ pub(crate) fn parse(text: &str, origin: &str, probe: &Probe<'_>) -> Result<Confi
     let mut users = Vec::new();
     let mut events = Events::default();
     let mut mqtt = None;
+    let mut composites = Vec::new();
     let mut spans = ServerSpans::default();
     for (key, value) in in_file_order(root.get_ref()) {
         match key.get_ref().as_ref() {
             "server" => server = cx.server(value, &mut spans),
             "camera" => cameras = cx.cameras(value),
+            "composite" => composites = cx.composites(value),
             "user" => users = cx.users(value),
             "events" => events = cx.events(value),
             "mqtt" => mqtt = cx.mqtt(value),
             _ => cx.unknown_key(key, "", TOP_KEYS),
         }
     }
+    cx.add_composites(&mut cameras, composites);
     // A [[user]] with errors has its own messages; "no user" would be one too many.
     let user_tables = root.get_ref().contains_key("user");
     cx.check_access(&server, &spans, &cameras, &users, user_tables);
-    let users = users.into_iter().map(|(u, _)| u).collect();
+    let users = cx.composite_access(&cameras, users);
     if cx.errors.is_empty() {
         let mut warnings = cx.warnings;
         warnings.sort_by_key(|w| (w.line.unwrap_or(0), w.column.unwrap_or(0)));

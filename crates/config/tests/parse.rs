@@ -499,7 +499,7 @@ fn unknown_top_level_key() {
     assert_eq!(e.message, "unknown key \"cameras\"");
     assert_eq!(
         e.fix,
-        "did you mean \"camera\"? valid keys: server, camera, user, events, mqtt"
+        "did you mean \"camera\"? valid keys: server, camera, composite, user, events, mqtt"
     );
 
     let e = one("url = \"rtsp://h/x\"\n");

@@ -10,6 +10,7 @@ pub mod draw;
 pub mod fmp4;
 pub mod hls;
 pub mod jpeg;
+pub mod layout;
 pub mod motion;
 pub mod multipart;
 pub mod redact;

@@ -190,7 +190,8 @@ impl Homography {
         Some(Homography(adj.map(|v| v / det)))
     }
 
-    fn translate(dx: f64, dy: f64) -> Homography {
+    /// A shift by whole or fractional pixels.
+    pub fn translate(dx: f64, dy: f64) -> Homography {
         Homography([1.0, 0.0, dx, 0.0, 1.0, dy, 0.0, 0.0, 1.0])
     }
 

@@ -19,6 +19,7 @@ use camhub_media::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
+use super::composite::Lookup;
 use super::encode::EncodeHandle;
 use super::geometry::Shaper;
 use super::motion::MotionHandle;
@@ -107,7 +108,17 @@ impl Camera {
         max_variants: usize,
         opener: SourceOpener,
     ) -> Arc<Camera> {
-        Camera::build(config, max_variants, opener, None)
+        Camera::build(config, max_variants, opener, None, None)
+    }
+
+    /// A camera that may be a `[[composite]]`: `lookup` finds its inputs (the hub's cameras).
+    pub fn with_lookup(
+        config: CameraConfig,
+        max_variants: usize,
+        opener: SourceOpener,
+        lookup: Lookup,
+    ) -> Arc<Camera> {
+        Camera::build(config, max_variants, opener, None, Some(lookup))
     }
 
     /// A camera; `main_geometry` is the main stream's when this is its substream (the two share
@@ -117,6 +128,7 @@ impl Camera {
         max_variants: usize,
         opener: SourceOpener,
         main_geometry: Option<Geometry>,
+        lookup: Option<Lookup>,
     ) -> Arc<Camera> {
         let geometry = main_geometry.unwrap_or_else(|| Geometry {
             transform: config.transform.clone(),
@@ -139,7 +151,7 @@ impl Camera {
                 sets_reference: false,
                 ..geometry.clone()
             };
-            Camera::build(sub, max_variants, opener.clone(), Some(sub_geometry))
+            Camera::build(sub, max_variants, opener.clone(), Some(sub_geometry), None)
         });
         let status = Arc::new(watch::Sender::new(Status::default()));
         let metrics = Arc::new(Metrics::default());
@@ -155,6 +167,10 @@ impl Camera {
             config.decode_threads,
             DECODE_GRACE.min(config.idle_timeout),
             geometry,
+            match (&config.source.kind, lookup) {
+                (SourceKind::Composite(spec), Some(lookup)) => Some((spec.clone(), lookup)),
+                _ => None,
+            },
         ));
         let encode = Arc::new(EncodeHandle::new(
             config.id.clone(),

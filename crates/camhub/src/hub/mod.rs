@@ -2,6 +2,7 @@
 //! it for cameras and subscriptions.
 
 pub mod camera;
+pub mod composite;
 pub mod encode;
 pub mod geometry;
 pub mod motion;
@@ -38,6 +39,8 @@ pub fn unix_ms() -> u64 {
 /// reload replaces it meanwhile.
 pub struct Hub {
     set: RwLock<Arc<CameraSet>>,
+    /// This hub, for composites to find their inputs by id.
+    me: std::sync::Weak<Hub>,
     opener: SourceOpener,
     /// The `[server]` settings (as at start: changing them needs a restart).
     pub server: camhub_config::Server,
@@ -86,20 +89,32 @@ impl Hub {
 
     /// Builds the cameras of `config` (all idle), opening their connections through `opener`.
     pub fn with_opener(config: &Config, opener: SourceOpener) -> Arc<Hub> {
-        let cameras = config
-            .cameras
-            .iter()
-            .filter(|c| c.enabled)
-            .map(|c| Hub::build(c, &config.server, &opener))
-            .collect();
-        Arc::new(Hub {
+        Arc::new_cyclic(|me: &std::sync::Weak<Hub>| {
+            let cameras = config
+                .cameras
+                .iter()
+                .filter(|c| c.enabled)
+                .map(|c| Hub::build(c, &config.server, &opener, me))
+                .collect();
+            Hub::assemble(cameras, config, opener.clone(), me.clone())
+        })
+    }
+
+    fn assemble(
+        cameras: Vec<Arc<Camera>>,
+        config: &Config,
+        opener: SourceOpener,
+        me: std::sync::Weak<Hub>,
+    ) -> Hub {
+        Hub {
             set: RwLock::new(Arc::new(CameraSet::new(cameras))),
+            me,
             opener,
             server: config.server.clone(),
             events_config: config.events.clone(),
             store: Mutex::new(None),
             events: Mutex::new(None),
-        })
+        }
     }
 
     /// Shares the store login opened (call before [`Hub::start`]): events go into the same file.
@@ -168,8 +183,11 @@ impl Hub {
         config: &camhub_config::Camera,
         server: &camhub_config::Server,
         opener: &SourceOpener,
+        hub: &std::sync::Weak<Hub>,
     ) -> Arc<Camera> {
-        let cam = Camera::with_opener(config.clone(), server.max_variants, opener.clone());
+        let hub = hub.clone();
+        let lookup: composite::Lookup = Arc::new(move |id: &str| hub.upgrade()?.camera(id).ok());
+        let cam = Camera::with_lookup(config.clone(), server.max_variants, opener.clone(), lookup);
         cam.set_max_viewers(server.max_viewers_per_camera);
         cam
     }
@@ -197,11 +215,11 @@ impl Hub {
                 }
                 Some(_) => {
                     applied.restarted.push(c.id.clone());
-                    cameras.push(Hub::build(c, &self.server, &self.opener));
+                    cameras.push(Hub::build(c, &self.server, &self.opener, &self.me));
                 }
                 None => {
                     applied.added.push(c.id.clone());
-                    cameras.push(Hub::build(c, &self.server, &self.opener));
+                    cameras.push(Hub::build(c, &self.server, &self.opener, &self.me));
                 }
             }
         }

@@ -16,6 +16,7 @@ use camhub_media::motion::Pacer;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::composite::{Compositor, Lookup};
 use super::geometry::{ReferenceSize, Shaper};
 use super::render::render_pattern;
 use super::status::{FailureKind, Metrics, Status};
@@ -91,8 +92,10 @@ pub struct DecodeHandle {
     pub pictures: Arc<PictureTap>,
     /// Demo ticks (used instead of packets when `demo`).
     pub ticks: TickSlot,
-    /// The stream draws a test pattern instead of decoding packets.
+    /// The stream draws a test pattern (or a composite) instead of decoding packets.
     pub demo: bool,
+    /// For a `[[composite]]`: its spec and how to find its inputs (it draws from them).
+    pub composite: Option<(camhub_config::Composite, Lookup)>,
     /// Status (codec, size, reason).
     pub status: Arc<watch::Sender<Status>>,
     /// Counters.
@@ -104,6 +107,9 @@ pub struct DecodeHandle {
     /// The camera's transform, applied to every picture before it is published (the identity
     /// costs nothing), and where its reference size is kept.
     pub geometry: Geometry,
+    /// The tokio runtime the camera was built in: a composite wakes its inputs' upstream tasks
+    /// from its decode thread.
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
     worker: Worker,
 }
 
@@ -131,18 +137,22 @@ impl DecodeHandle {
         decode_threads: usize,
         grace: Duration,
         geometry: Geometry,
+        composite: Option<(camhub_config::Composite, Lookup)>,
     ) -> DecodeHandle {
         DecodeHandle {
             id,
             packets,
             pictures,
             ticks: TickSlot::default(),
-            demo,
+            demo: demo || composite.is_some(),
+            composite,
             status,
             metrics,
             decode_threads,
             grace,
             geometry,
+            // Cameras are built inside the runtime (the hub at start and at reloads).
+            runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             worker: Worker::default(),
         }
     }
@@ -203,6 +213,8 @@ struct Decode<'a> {
     shaper: Option<Shaper>,
     /// The last transform failure put into the status (reported once).
     shape_error: Option<String>,
+    /// A composite's running state (its input subscriptions end with this run).
+    compositor: Option<Compositor>,
 }
 
 impl<'a> Decode<'a> {
@@ -224,6 +236,10 @@ impl<'a> Decode<'a> {
                 h.geometry.sets_reference,
             ),
             shape_error: None,
+            compositor: h
+                .composite
+                .as_ref()
+                .map(|(spec, lookup)| Compositor::new(spec.clone(), lookup.clone())),
         }
     }
 
@@ -247,6 +263,14 @@ impl<'a> Decode<'a> {
     /// Decodes until nobody has wanted pictures for the grace period, then forgets the last
     /// picture (it stops being the newest the camera shows).
     fn run(&mut self) {
+        // (Only a composite has one: it starts its inputs' upstream tasks from here.)
+        let runtime = self
+            .h
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let _runtime = runtime.as_ref().map(|rt| rt.enter());
         let mut sub = (!self.h.demo).then(|| self.h.packets.subscribe(DECODER_MAX_LAG));
         let mut unwanted_since: Option<Instant> = None;
         loop {
@@ -272,12 +296,37 @@ impl<'a> Decode<'a> {
     }
 
     fn tick(&mut self, t: Tick) {
+        let codec = if self.compositor.is_some() {
+            "composite"
+        } else {
+            "demo"
+        };
         self.h.status.send_if_modified(|s| {
-            let changed = s.codec.as_deref() != Some("demo");
-            s.codec = Some("demo".into());
+            let changed = s.codec.as_deref() != Some(codec);
+            s.codec = Some(codec.into());
             changed
         });
         let cpu = thread_cpu_time();
+        if let Some(compositor) = self.compositor.as_mut() {
+            let made = compositor.render(t.received);
+            Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));
+            match made {
+                Ok(Some(pic)) => {
+                    let (w, h) = (pic.width(), pic.height());
+                    self.publish(
+                        FrameContent::Picture(pic),
+                        w,
+                        h,
+                        t.received,
+                        t.unix_ms,
+                        None,
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => self.shape_failed(format!("composite: {e}")),
+            }
+            return;
+        }
         match render_pattern(t.width, t.height, t.frame_no, t.unix_ms, &self.h.id) {
             Ok(pic) => {
                 Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));

@@ -190,6 +190,9 @@ impl Source {
                     )
                     .await?,
                 ),
+                // A composite's source only keeps time: its pictures are drawn from its inputs
+                // on its decode thread.
+                SourceKind::Composite(c) => Source::Demo(demo::DemoSource::new(0, 0, c.fps)),
                 SourceKind::Demo { width, height, fps } => {
                     Source::Demo(demo::DemoSource::new(*width, *height, *fps))
                 }
