@@ -24,6 +24,8 @@ usage:
   camhub [OPTIONS] --config FILE   run with the cameras in FILE (see docs/config.md)
   camhub check [--strict] FILE     check FILE and exit (0 = valid, 2 = invalid); see camhub check --help
   camhub hash-password             read a password, print its hash for a [[user]]'s password_hash
+  camhub import-config FILE [-o OUT]
+                                   convert seed 004's cameras_config.json into a camhub.toml
   camhub --help | --version
 
 options:
@@ -69,8 +71,27 @@ Prints an argon2id hash (19 MiB, 2 passes: OWASP's parameters) to paste into the
   password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"
   role = \"admin\"        # or \"viewer\"";
 
+const IMPORT_USAGE: &str = "\
+camhub import-config — convert another tool's camera config into a camhub.toml
+
+usage:
+  camhub import-config FILE          print the converted config
+  camhub import-config FILE -o OUT   write it to OUT (refuses to overwrite an existing file)
+
+FILE is seed 004's cameras_config.json (the Flask + OpenCV ESP32-CAM relay): each camera's url.jpg /
+url.rtsp, rotate, perspective (src, width, hight) and concat_x (front, back) become a [[camera]] with
+the same rotation and warp, and a [[composite]] \"panorama\" stitches them with the same cuts.
+What could not be mapped as it was is printed on stderr (and written as comments).
+
+exit status: 0 = converted, 2 = the file could not be read or converted";
+
 #[derive(Debug, PartialEq)]
 enum Command {
+    /// `import-config FILE [-o OUT]`.
+    Import {
+        input: PathBuf,
+        output: Option<PathBuf>,
+    },
     Run(Option<PathBuf>),
     HashPassword,
     Check {
@@ -123,6 +144,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     if args.first().is_some_and(|a| a == "check") {
         return parse_check(&args[1..]);
     }
+    if args.first().is_some_and(|a| a == "import-config") {
+        return parse_import(&args[1..]);
+    }
     if args.first().is_some_and(|a| a == "hash-password") {
         return match args.get(1).map(String::as_str) {
             None => Ok(Command::HashPassword),
@@ -161,6 +185,89 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         }
     }
     Ok(Command::Run(config))
+}
+
+fn parse_import(args: &[String]) -> Result<Command, String> {
+    let (mut input, mut output) = (None, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Print(IMPORT_USAGE.to_owned())),
+            "-o" | "--output" => match args.next() {
+                Some(out) => output = Some(PathBuf::from(out)),
+                None => return Err(format!("{arg} needs a file name\n\n{IMPORT_USAGE}")),
+            },
+            _ if arg.starts_with('-') && arg.len() > 1 => {
+                return Err(format!("unknown option \"{arg}\"\n\n{IMPORT_USAGE}"))
+            }
+            _ if input.is_none() => input = Some(PathBuf::from(arg)),
+            _ => {
+                return Err(format!(
+                    "import-config takes one file, got \"{arg}\" too\n\n{IMPORT_USAGE}"
+                ))
+            }
+        }
+    }
+    match input {
+        Some(input) => Ok(Command::Import { input, output }),
+        None => Err(format!(
+            "import-config needs the file to convert\n\n{IMPORT_USAGE}"
+        )),
+    }
+}
+
+/// `camhub import-config`: converts, checks the result with the same parser `camhub check` uses,
+/// and prints or writes it; the notes go to stderr.
+fn import_config(input: &Path, output: Option<&Path>) -> ExitCode {
+    let text = match std::fs::read_to_string(input) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let imported = match camhub_config::import::seed004(&text) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut toml = imported.toml;
+    if !imported.notes.is_empty() {
+        toml.push_str("\n# Notes from the import:\n");
+        for n in &imported.notes {
+            toml.push_str(&format!("# - {}\n", n.replace('\n', " ")));
+        }
+    }
+    // What we write must load: a failure here is a bug in the import, said as such.
+    if let Err(e) = camhub_config::parse(&toml, "imported config") {
+        eprintln!("the converted config does not check (a bug in camhub import-config):\n{e}");
+        return ExitCode::from(2);
+    }
+    for n in &imported.notes {
+        eprintln!("note: {n}");
+    }
+    match output {
+        None => print!("{toml}"),
+        Some(path) => {
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, toml.as_bytes()));
+            if let Err(e) = written {
+                eprintln!("cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            eprintln!(
+                "wrote {}; check it with: camhub check {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn parse_check(args: &[String]) -> Result<Command, String> {
@@ -253,6 +360,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { path, strict } => check(&path, strict),
+        Command::Import { input, output } => import_config(&input, output.as_deref()),
         Command::HashPassword => hash_password(),
         Command::Run(path) => {
             // Without --config, the file the settings page created (in the default data_dir) is

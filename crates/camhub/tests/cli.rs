@@ -33,6 +33,7 @@ fn help_lists_every_subcommand_and_option() {
         let text = stdout(&out);
         for item in [
             "camhub check [--strict] FILE",
+            "camhub import-config FILE [-o OUT]",
             "-c, --config FILE",
             "--log-format text|json",
             "-h, --help",

@@ -11,6 +11,7 @@ use std::time::Duration;
 mod duration;
 pub mod edit;
 mod error;
+pub mod import;
 mod lint;
 mod net;
 mod parse;
