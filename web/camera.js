@@ -848,6 +848,7 @@
   titleEl.textContent = id || '(no camera id)';
   document.title = (id || 'camera') + ' — camhub';
   $('history-link').href = 'history?camera=' + encodeURIComponent(id);
+  $('calibrate-link').href = 'cameras/' + encodeURIComponent(id) + '/calibrate';
   restoreSettings();
   renderMode();
   if (id) {

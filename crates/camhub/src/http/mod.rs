@@ -81,6 +81,12 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(M::GET, "/", Rule::Page, get(web::index)),
         route(M::GET, "/cameras/{id}", Rule::Page, get(web::camera_page)),
+        route(
+            M::GET,
+            "/cameras/{id}/calibrate",
+            Rule::Page,
+            get(web::calibrate_page),
+        ),
         route(M::GET, "/settings", Rule::Page, get(web::settings_page)),
         route(M::GET, "/history", Rule::Page, get(web::history_page)),
         route(M::GET, "/login", Rule::Public, get(account::login_page)),
@@ -145,6 +151,12 @@ pub fn routes() -> Vec<Route> {
         ),
         route(M::GET, "/api/cameras", Rule::Viewer, get(api::list)),
         route(M::GET, "/api/cameras/{id}", Rule::Camera, get(api::one)),
+        route(
+            M::GET,
+            "/api/cameras/{id}/source.jpeg",
+            Rule::Camera,
+            get(snapshot::source),
+        ),
         route(
             M::GET,
             "/api/cameras/{id}/stream.mjpeg",

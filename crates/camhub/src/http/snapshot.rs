@@ -12,6 +12,7 @@ use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::hub::status::Metrics;
+use crate::hub::taps::FrameContent;
 use crate::hub::State as CamState;
 
 /// A frame older than this is not served from the slot of a camera that is not streaming.
@@ -120,4 +121,85 @@ impl http_body::Body for CountedBody {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(if self.data.is_some() { self.len } else { 0 })
     }
+}
+
+/// `GET /api/cameras/{id}/source.jpeg`: the newest picture as the camera sends it, before its
+/// transform (for the calibration page, which places a perspective's corners on it), at full size.
+/// For a camera without a transform it is the picture every viewer gets. Wakes the camera like a
+/// snapshot; 503 with the reason when no picture comes within `snapshot_timeout`.
+pub async fn source(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let cam = state.hub.camera(&id)?.clone();
+    let _admission = cam.admit()?;
+    let transformed = !cam.config.transform.is_identity();
+    cam.decode.want_source(15_000);
+    let _sub = cam.subscribe_pictures();
+    let asked = crate::hub::unix_ms();
+    let timeout = state.hub.server.snapshot_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let frame = loop {
+        cam.touch();
+        let newest = if transformed {
+            cam.decode
+                .source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            cam.decode.pictures.peek()
+        };
+        // A picture from before the request is fine if it is recent: the camera is live.
+        if let Some(f) = newest.filter(|f| f.unix_ms + FRESH_MS as u64 >= asked) {
+            break f;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let s = cam.status.borrow().clone();
+            let why = s
+                .reason
+                .or(s.last_error)
+                .unwrap_or_else(|| format!("state: {}", s.state.name()));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "camera \"{id}\" produced no frame within {:.1}s ({why})",
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    };
+    let jpeg = tokio::task::spawn_blocking(move || -> Result<bytes::Bytes, String> {
+        match &frame.content {
+            FrameContent::Jpeg(data) => Ok(data.clone()),
+            FrameContent::Picture(p) => {
+                let ready = camhub_codec::Scaler::new()
+                    .scale(p, p.width(), p.height())
+                    .map_err(|e| e.to_string())?;
+                camhub_codec::JpegEncoder::new()
+                    .and_then(|mut e| e.encode(&ready, 90))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("encoding failed: {e}")))?
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot encode the picture: {e}"),
+        )
+    })?;
+    Metrics::add(&cam.metrics.bytes_out, jpeg.len() as u64);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from(jpeg))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot build the response: {e}"),
+            )
+        })
 }

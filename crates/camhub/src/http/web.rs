@@ -14,6 +14,7 @@ const INDEX: &str = include_str!("../../../../web/index.html");
 const CAMERA: &str = include_str!("../../../../web/camera.html");
 const SETTINGS: &str = include_str!("../../../../web/settings.html");
 const HISTORY: &str = include_str!("../../../../web/history.html");
+const CALIBRATE: &str = include_str!("../../../../web/calibrate.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "app.js",
@@ -44,6 +45,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "alerts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/alerts.js"),
+    ),
+    (
+        "calibrate.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/calibrate.js"),
     ),
     (
         "history.js",
@@ -134,6 +140,23 @@ pub async fn camera_page(
     }
     state.hub.camera(&id)?;
     Ok(html(&state, CAMERA))
+}
+
+/// `/cameras/{id}/calibrate`: place a perspective warp's corners on the camera's picture and
+/// copy the config block (the page does the geometry; the picture is `source.jpeg`).
+pub async fn calibrate_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, Error> {
+    if !principal.can_see(&id) {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no camera \"{}\"", id.escape_default()),
+        ));
+    }
+    state.hub.camera(&id)?;
+    Ok(html(&state, CALIBRATE))
 }
 
 /// `/settings`: API tokens (the page asks the API, which answers admins only).

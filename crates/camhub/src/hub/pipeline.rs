@@ -107,6 +107,11 @@ pub struct DecodeHandle {
     /// The camera's transform, applied to every picture before it is published (the identity
     /// costs nothing), and where its reference size is kept.
     pub geometry: Geometry,
+    /// The newest picture as the camera sent it, before the transform: kept only while
+    /// [`DecodeHandle::want_source`] asked for it recently (the calibration page).
+    pub source: Mutex<Option<Arc<Frame>>>,
+    /// Until when (ms since the Unix epoch) the untransformed picture is kept.
+    source_wanted_until: std::sync::atomic::AtomicU64,
     /// The tokio runtime the camera was built in: a composite wakes its inputs' upstream tasks
     /// from its decode thread.
     runtime: Mutex<Option<tokio::runtime::Handle>>,
@@ -153,6 +158,8 @@ impl DecodeHandle {
             geometry,
             // Cameras are built inside the runtime (the hub at start and at reloads).
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
+            source: Mutex::new(None),
+            source_wanted_until: std::sync::atomic::AtomicU64::new(0),
             worker: Worker::default(),
         }
     }
@@ -172,6 +179,15 @@ impl DecodeHandle {
         let sub = self.pictures.subscribe_analysing(fps);
         self.ensure_running();
         sub
+    }
+
+    /// Keeps the untransformed picture in [`DecodeHandle::source`] for the next `for_ms`
+    /// milliseconds (a camera without a transform publishes it anyway).
+    pub fn want_source(&self, for_ms: u64) {
+        self.source_wanted_until.store(
+            super::unix_ms() + for_ms,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// True while the decode thread runs.
@@ -545,6 +561,23 @@ impl<'a> Decode<'a> {
                     FrameContent::Jpeg(j) => shaper.jpeg(j),
                 };
                 Metrics::add(&self.h.metrics.transform_ns, cpu_since(cpu));
+                let wanted_until = self
+                    .h
+                    .source_wanted_until
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if unix_ms < wanted_until {
+                    let source = Frame {
+                        seq: 0,
+                        received,
+                        unix_ms,
+                        pts,
+                        width,
+                        height,
+                        content,
+                    };
+                    *self.h.source.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Arc::new(source));
+                }
                 match shaped {
                     Ok(p) => {
                         let (w, h) = (p.width(), p.height());
