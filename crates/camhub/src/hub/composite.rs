@@ -37,6 +37,8 @@ struct Input {
     /// The newest picture seen, and when it was new.
     last: Option<(Arc<Frame>, Instant)>,
     jpeg: Option<JpegDecoder>,
+    /// The newest JPEG decoded: its sequence number, the size asked for, the picture.
+    decoded: Option<(u64, (u32, u32), Picture)>,
     scaler: Option<Scaler>,
     /// The plan for the current source layout and tile, with what it was built for.
     plan: Option<(PlanKey, WarpPlan)>,
@@ -78,6 +80,7 @@ impl Compositor {
                 sub: None,
                 last: None,
                 jpeg: None,
+                decoded: None,
                 scaler: None,
                 plan: None,
             })
@@ -206,31 +209,50 @@ impl Input {
         tile: Tile,
         out: &mut Picture,
     ) -> Result<(), String> {
-        let decoded;
+        // Fields apart, so the picture can borrow one while the plan is rebuilt in another.
+        let Input {
+            id,
+            jpeg,
+            decoded,
+            scaler,
+            plan,
+            ..
+        } = self;
         let pic = match &frame.content {
             FrameContent::Picture(p) => p,
             FrameContent::Jpeg(data) => {
-                // Decoded at the smallest scale that still covers the tile.
-                let [_, _, cw, ch] = cut_rect(spec, &self.id, (frame.width, frame.height));
+                // Decoded at the smallest scale that still covers the tile, once per picture (the
+                // composite may tick faster than the camera sends).
+                let [_, _, cw, ch] = cut_rect(spec, id, (frame.width, frame.height));
                 let need_w =
                     (u64::from(tile.width) * u64::from(frame.width) / u64::from(cw.max(1))) as u32;
                 let need_h = (u64::from(tile.height) * u64::from(frame.height)
                     / u64::from(ch.max(1))) as u32;
-                let decoder = match &mut self.jpeg {
-                    Some(d) => d,
-                    slot => slot.insert(JpegDecoder::new().map_err(|e| e.to_string())?),
-                };
-                decoded = decoder
-                    .decode(data, need_w.max(1), need_h.max(1))
-                    .map_err(|e| e.to_string())?;
-                &decoded
+                let need = (need_w.max(1), need_h.max(1));
+                if decoded
+                    .as_ref()
+                    .is_none_or(|(seq, n, _)| *seq != frame.seq || *n != need)
+                {
+                    let decoder = match jpeg {
+                        Some(d) => d,
+                        slot => slot.insert(JpegDecoder::new().map_err(|e| e.to_string())?),
+                    };
+                    let pic = decoder
+                        .decode(data, need.0, need.1)
+                        .map_err(|e| e.to_string())?;
+                    *decoded = Some((frame.seq, need, pic));
+                }
+                match decoded {
+                    Some((_, _, pic)) => &*pic,
+                    None => return Err("no picture".into()),
+                }
             }
         };
         let converted;
         let pic = if pic.yuv_layout().is_some() {
             pic
         } else {
-            let scaler = self.scaler.get_or_insert_with(Scaler::new);
+            let scaler = scaler.get_or_insert_with(Scaler::new);
             converted = scaler
                 .scale(pic, pic.width(), pic.height())
                 .map_err(|e| e.to_string())?;
@@ -241,7 +263,7 @@ impl Input {
         };
         // The cut in this picture's pixels (a JPEG may have been decoded smaller than the frame).
         let k = f64::from(w) / f64::from(frame.width.max(1));
-        let [x0, y0, cut_w, cut_h] = cut_rect(spec, &self.id, (frame.width, frame.height));
+        let [x0, y0, cut_w, cut_h] = cut_rect(spec, id, (frame.width, frame.height));
         let scaled = |v: u32| (f64::from(v) * k).round() as u32;
         let cut = [
             scaled(x0),
@@ -263,17 +285,18 @@ impl Input {
             cut,
             tile: (tile.width, tile.height),
         };
-        if self.plan.as_ref().is_none_or(|(k, _)| *k != key) {
+        if plan.as_ref().is_none_or(|(k, _)| *k != key) {
             let resize = Mapping::resize(cut[2], cut[3], tile.width, tile.height);
             let mapping = Mapping {
                 to_source: Homography::translate(f64::from(cut[0]), f64::from(cut[1]))
                     .after(&resize.to_source),
                 ..resize
             };
-            let plan = WarpPlan::new(&mapping, key.luma, key.chroma).map_err(|e| e.to_string())?;
-            self.plan = Some((key, plan));
+            let new_plan =
+                WarpPlan::new(&mapping, key.luma, key.chroma).map_err(|e| e.to_string())?;
+            *plan = Some((key, new_plan));
         }
-        let Some((_, plan)) = &self.plan else {
+        let Some((_, plan)) = &*plan else {
             return Err("no plan".into());
         };
         let black = if pic.is_full_range() { 0 } else { 16 };
