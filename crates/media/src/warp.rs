@@ -536,6 +536,26 @@ impl WarpPlan {
     ) -> Result<(), WarpError> {
         let [(dy, sy), (du, su), (dv, sv)] = dst;
         self.luma.apply(src[0], dy, sy, fill[0])?;
+        if let Table::Bilinear(m) = &self.chroma.table {
+            // U and V sample the same points: computed once for both.
+            let c = &self.chroma;
+            c.check(src[1], du, su)?;
+            c.check(src[2], dv, sv)?;
+            let (su_src, sv_src) = (&src[1][..c.src_len], &src[2][..c.src_len]);
+            for (v, (ur, vr)) in du
+                .chunks_mut(su)
+                .zip(dv.chunks_mut(sv))
+                .take(c.out_h)
+                .enumerate()
+            {
+                let mut planes = [
+                    (su_src, &mut ur[..c.out_w], fill[1]),
+                    (sv_src, &mut vr[..c.out_w], fill[2]),
+                ];
+                bilinear_row(c.src, m, v, &mut planes);
+            }
+            return Ok(());
+        }
         self.chroma.apply(src[1], du, su, fill[1])?;
         self.chroma.apply(src[2], dv, sv, fill[2])
     }
@@ -613,13 +633,8 @@ impl PlaneTable {
         })
     }
 
-    fn apply(
-        &self,
-        src: &[u8],
-        dst: &mut [u8],
-        dst_stride: usize,
-        fill: u8,
-    ) -> Result<(), WarpError> {
+    /// Whether `src` and `dst` are large enough for this table.
+    fn check(&self, src: &[u8], dst: &[u8], dst_stride: usize) -> Result<(), WarpError> {
         if src.len() < self.src_len {
             return Err(WarpError(format!(
                 "source plane has {} bytes, the plan needs {}",
@@ -631,6 +646,18 @@ impl PlaneTable {
         if dst_stride < w || dst.len() < dst_stride * (h - 1) + w {
             return Err(WarpError("output plane too small".into()));
         }
+        Ok(())
+    }
+
+    fn apply(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        dst_stride: usize,
+        fill: u8,
+    ) -> Result<(), WarpError> {
+        self.check(src, dst, dst_stride)?;
+        let (w, h) = (self.out_w, self.out_h);
         let src = &src[..self.src_len];
         match &self.table {
             Table::Shift { x, y } => {
@@ -677,7 +704,7 @@ impl PlaneTable {
             }
             Table::Bilinear(m) => {
                 for (v, out) in dst.chunks_mut(dst_stride).take(h).enumerate() {
-                    bilinear_row(src, self.src, m, v, &mut out[..w], fill);
+                    bilinear_row(self.src, m, v, &mut [(src, &mut out[..w], fill)]);
                 }
             }
         }
@@ -690,12 +717,10 @@ impl PlaneTable {
 /// block's two samples of a row are neighbours), then interpolated in 16-bit lanes. The compiler
 /// turns the first and last steps into SIMD; no branch depends on the pixels.
 fn bilinear_row(
-    src: &[u8],
     layout: PlaneLayout,
     m: &Homography,
     v: usize,
-    out: &mut [u8],
-    fill: u8,
+    planes: &mut [(&[u8], &mut [u8], u8)],
 ) {
     let m = &m.0;
     let vf = v as f64;
@@ -716,13 +741,15 @@ fn bilinear_row(
     let mut weights = [0u16; BATCH];
     let mut top = [0u16; BATCH];
     let mut bottom = [0u16; BATCH];
-    let pair = |at: usize| match src.get(at..at + 2) {
+    let pair = |src: &[u8], at: usize| match src.get(at..at + 2) {
         Some(&[a, b]) => u16::from_le_bytes([a, b]),
         // Unreachable: every block lies inside the plane (`apply` checked its length).
         _ => 0,
     };
-    for (batch, out) in out.chunks_mut(BATCH).enumerate() {
-        let first = (batch * BATCH) as f32;
+    let width = planes.first().map_or(0, |p| p.1.len());
+    for batch in 0..width.div_ceil(BATCH) {
+        let (b0, b1) = (batch * BATCH, ((batch + 1) * BATCH).min(width));
+        let first = b0 as f32;
         // Source points in SIMD lanes. (Lane numbers come from a table, `&` replaces `&&`, and
         // max/min replace clamp and `as i32`: each of those would keep this loop scalar.)
         for ((cell, wt), &lane) in cells.iter_mut().zip(weights.iter_mut()).zip(&LANES) {
@@ -753,26 +780,30 @@ fn bilinear_row(
                 OUTSIDE_BIT
             };
         }
-        for ((&cell, t), b) in cells
-            .iter()
-            .zip(top.iter_mut())
-            .zip(bottom.iter_mut())
-            .take(out.len())
-        {
-            let at = (cell >> 16) as usize * layout.stride + (cell & 0xffff) as usize;
-            *t = pair(at);
-            *b = pair(at + layout.stride);
-        }
-        for (((o, &wt), &t), &b) in out.iter_mut().zip(&weights).zip(&top).zip(&bottom) {
-            let (wx, wy) = ((wt & 0xff) as i16, ((wt >> 8) & 0x7f) as i16);
-            let (a, bb) = ((t & 0xff) as i16, (t >> 8) as i16);
-            let (c, d) = ((b & 0xff) as i16, (b >> 8) as i16);
-            // Rows first, rounded to 8 bits, then between the rows: at most 64 * 255 per lane.
-            let one = WEIGHT_ONE as i16;
-            let up = (a * one + (bb - a) * wx + one / 2) >> 6;
-            let down = (c * one + (d - c) * wx + one / 2) >> 6;
-            let v = ((up * one + (down - up) * wy + one / 2) >> 6) as u8;
-            *o = if wt & OUTSIDE_BIT != 0 { fill } else { v };
+        for (src, out, fill) in planes.iter_mut() {
+            let out = &mut out[b0..b1];
+            for ((&cell, t), b) in cells
+                .iter()
+                .zip(top.iter_mut())
+                .zip(bottom.iter_mut())
+                .take(out.len())
+            {
+                let at = (cell >> 16) as usize * layout.stride + (cell & 0xffff) as usize;
+                *t = pair(src, at);
+                *b = pair(src, at + layout.stride);
+            }
+            for (((o, &wt), &t), &b) in out.iter_mut().zip(&weights).zip(&top).zip(&bottom) {
+                let (wx, wy) = ((wt & 0xff) as i16, ((wt >> 8) & 0x7f) as i16);
+                let (a, bb) = ((t & 0xff) as i16, (t >> 8) as i16);
+                let (c, d) = ((b & 0xff) as i16, (b >> 8) as i16);
+                // Rows first, rounded to 8 bits, then between the rows: at most 64 * 255 per
+                // lane.
+                let one = WEIGHT_ONE as i16;
+                let up = (a * one + (bb - a) * wx + one / 2) >> 6;
+                let down = (c * one + (d - c) * wx + one / 2) >> 6;
+                let v = ((up * one + (down - up) * wy + one / 2) >> 6) as u8;
+                *o = if wt & OUTSIDE_BIT != 0 { *fill } else { v };
+            }
         }
     }
 }
