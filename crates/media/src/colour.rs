@@ -648,7 +648,7 @@ pub struct PlaneMut<'a> {
 /// ends before the last row does. A bug in the caller, not bad input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaneError {
-    /// 0 = Y, 1 = Cb, 2 = Cr.
+    /// 0 = Y, 1 = Cb, 2 = Cr (3: the packed output of [`full_range_420_to_rgb`]).
     pub plane: usize,
     /// The plane's stride.
     pub stride: usize,
@@ -672,8 +672,103 @@ impl fmt::Display for PlaneError {
 
 impl std::error::Error for PlaneError {}
 
+/// Packed 8-bit RGB sample order, for [`full_range_420_to_rgb`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RgbOrder {
+    /// Red, green, blue (`numpy` / PIL order).
+    Rgb,
+    /// Blue, green, red (OpenCV's order).
+    Bgr,
+}
+
+/// Converts a full-range BT.601 4:2:0 picture (what JPEG holds, and what the scaler makes) of
+/// `width` x `height` to packed RGB or BGR, `3 * width` bytes a row, into `out` (at least
+/// `3 * width * height` bytes). Each chroma sample covers its 2x2 luma block. Integer arithmetic,
+/// JFIF's equations (the ones libjpeg decodes with).
+pub fn full_range_420_to_rgb(
+    planes: [Plane<'_>; 3],
+    width: usize,
+    height: usize,
+    out: &mut [u8],
+    order: RgbOrder,
+) -> Result<(), PlaneError> {
+    for (i, p) in planes.iter().enumerate() {
+        check_plane(i, p.stride, p.data.len(), width, height)?;
+    }
+    if out.len() < 3 * width * height {
+        return Err(PlaneError {
+            plane: 3,
+            stride: 3 * width,
+            len: out.len(),
+            width,
+            height,
+        });
+    }
+    // 16.16 fixed point: 1.402, 0.344136, 0.714136, 1.772.
+    const CR_R: i32 = 91_881;
+    const CB_G: i32 = 22_554;
+    const CR_G: i32 = 46_802;
+    const CB_B: i32 = 116_130;
+    const HALF: i32 = 1 << 15;
+    let [y, u, v] = planes;
+    let (ri, bi) = match order {
+        RgbOrder::Rgb => (0, 2),
+        RgbOrder::Bgr => (2, 0),
+    };
+    let clamp = |x: i32| x.clamp(0, 255) as u8;
+    for (row, line) in out.chunks_exact_mut(3 * width).take(height).enumerate() {
+        let ys = &y.data[row * y.stride..row * y.stride + width];
+        let c = (row / 2) * u.stride;
+        let cv = (row / 2) * v.stride;
+        let us = &u.data[c..c + width.div_ceil(2)];
+        let vs = &v.data[cv..cv + width.div_ceil(2)];
+        for (col, (px, &l)) in line.chunks_exact_mut(3).zip(ys).enumerate() {
+            let (cb, cr) = (i32::from(us[col / 2]) - 128, i32::from(vs[col / 2]) - 128);
+            let l = i32::from(l) << 16;
+            px[ri] = clamp((l + CR_R * cr + HALF) >> 16);
+            px[1] = clamp((l - CB_G * cb - CR_G * cr + HALF) >> 16);
+            px[bi] = clamp((l + CB_B * cb + HALF) >> 16);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn full_range_yuv_becomes_rgb_and_bgr() {
+        // 4x2: left block white, right block JFIF red (Y 76, Cb 85, Cr 255).
+        let y = [255, 255, 76, 76, 255, 255, 76, 76];
+        let (u, v) = ([128, 85], [128, 255]);
+        let planes = || {
+            [
+                Plane {
+                    data: &y,
+                    stride: 4,
+                },
+                Plane {
+                    data: &u,
+                    stride: 2,
+                },
+                Plane {
+                    data: &v,
+                    stride: 2,
+                },
+            ]
+        };
+        let mut rgb = [0u8; 24];
+        full_range_420_to_rgb(planes(), 4, 2, &mut rgb, RgbOrder::Rgb).expect("convert");
+        assert_eq!(&rgb[..3], &[255, 255, 255]);
+        let red = &rgb[6..9];
+        assert!(red[0] >= 250 && red[1] <= 3 && red[2] <= 3, "{red:?}");
+        let mut bgr = [0u8; 24];
+        full_range_420_to_rgb(planes(), 4, 2, &mut bgr, RgbOrder::Bgr).expect("convert");
+        assert_eq!((bgr[6], bgr[8]), (red[2], red[0]));
+        let mut short = [0u8; 10];
+        assert!(full_range_420_to_rgb(planes(), 4, 2, &mut short, RgbOrder::Rgb).is_err());
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mjpeg;
 pub mod mse;
 pub mod query;
+pub mod raw;
 pub mod serve;
 pub mod snapshot;
 pub mod tls;
@@ -151,6 +152,12 @@ pub fn routes() -> Vec<Route> {
         ),
         route(M::GET, "/api/cameras", Rule::Viewer, get(api::list)),
         route(M::GET, "/api/cameras/{id}", Rule::Camera, get(api::one)),
+        route(
+            M::GET,
+            "/api/cameras/{id}/frame.raw",
+            Rule::Camera,
+            get(raw::frame_raw),
+        ),
         route(
             M::GET,
             "/api/cameras/{id}/source.jpeg",

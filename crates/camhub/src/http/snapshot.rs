@@ -135,41 +135,7 @@ pub async fn source(
     let _admission = cam.admit()?;
     let transformed = !cam.config.transform.is_identity();
     cam.decode.want_source(15_000);
-    let _sub = cam.subscribe_pictures();
-    let asked = crate::hub::unix_ms();
-    let timeout = state.hub.server.snapshot_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let frame = loop {
-        cam.touch();
-        let newest = if transformed {
-            cam.decode
-                .source
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-        } else {
-            cam.decode.pictures.peek()
-        };
-        // A picture from before the request is fine if it is recent: the camera is live.
-        if let Some(f) = newest.filter(|f| f.unix_ms + FRESH_MS as u64 >= asked) {
-            break f;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let s = cam.status.borrow().clone();
-            let why = s
-                .reason
-                .or(s.last_error)
-                .unwrap_or_else(|| format!("state: {}", s.state.name()));
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "camera \"{id}\" produced no frame within {:.1}s ({why})",
-                    timeout.as_secs_f64()
-                ),
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-    };
+    let frame = newest_picture(&state, &cam, transformed).await?;
     let jpeg = tokio::task::spawn_blocking(move || -> Result<bytes::Bytes, String> {
         match &frame.content {
             FrameContent::Jpeg(data) => Ok(data.clone()),
@@ -202,4 +168,49 @@ pub async fn source(
                 format!("cannot build the response: {e}"),
             )
         })
+}
+
+/// The camera's newest picture (`untransformed`: as the camera sent it, before its transform),
+/// waking the camera and waiting up to `snapshot_timeout` for one; 503 with the reason.
+pub async fn newest_picture(
+    state: &AppState,
+    cam: &std::sync::Arc<crate::hub::Camera>,
+    untransformed: bool,
+) -> Result<std::sync::Arc<crate::hub::taps::Frame>, Error> {
+    let _sub = cam.subscribe_pictures();
+    let asked = crate::hub::unix_ms();
+    let timeout = state.hub.server.snapshot_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        cam.touch();
+        let newest = if untransformed {
+            cam.decode
+                .source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            cam.decode.pictures.peek()
+        };
+        // A picture from before the request is fine if it is recent: the camera is live.
+        if let Some(f) = newest.filter(|f| f.unix_ms + FRESH_MS as u64 >= asked) {
+            return Ok(f);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let s = cam.status.borrow().clone();
+            let why = s
+                .reason
+                .or(s.last_error)
+                .unwrap_or_else(|| format!("state: {}", s.state.name()));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "camera \"{}\" produced no frame within {:.1}s ({why})",
+                    cam.id(),
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
