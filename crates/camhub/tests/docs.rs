@@ -2,7 +2,7 @@
 //! requested from the real camhub binary (its real router), with the camera id replaced by one the
 //! test config has, and must be answered — a GET with a 2xx (or, for a path the router has only for
 //! other methods, its "no such method" answer), a path named after a method (`POST /api/login`)
-//! with anything but "no such route" for that method, a WebSocket path with the answer to a GET
+//! with anything but "no such route" for that method, a WebSocket path (`/ws`, `/mse`, `/frames`) with the answer to a GET
 //! without an upgrade and then a real upgrade (101). A path that comes with a later issue is in
 //! [`PLANNED`]: the docs may name it only on a line that says it is planned, and it must still be
 //! a 404 (when it lands, take it out of the list and its docs are tested like the rest).
@@ -411,7 +411,10 @@ async fn every_path_the_docs_name_exists() {
             continue;
         }
         let (status, body) = answer(&client, "GET", &url).await;
-        if path_of(request).ends_with("/ws") || path_of(request).ends_with("/mse") {
+        if ["/ws", "/mse", "/frames"]
+            .iter()
+            .any(|end| path_of(request).ends_with(end))
+        {
             // A GET without the upgrade headers is refused by the WebSocket handler, not the router.
             if status == 404 || !body.to_lowercase().contains("upgrade") {
                 problems.push(format!(

@@ -108,3 +108,64 @@ async fn raw_pixels_in_every_format_with_their_layout() {
     let got = common::get(&hub.url("/api/cameras/nope/frame.raw")).await;
     assert_eq!(got.status, 404);
 }
+
+/// One binary message of the `frames` WebSocket: its JSON header and its pixels.
+fn split(message: &[u8]) -> (serde_json::Value, &[u8]) {
+    let n = u32::from_le_bytes(message[..4].try_into().unwrap()) as usize;
+    (
+        serde_json::from_slice(&message[4..4 + n]).unwrap(),
+        &message[4 + n..],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_frames_websocket_gives_a_slow_reader_the_newest_picture() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let rtsp = RtspServer::start(RtspServerOptions::default()).await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
+        rtsp.url("/h264")
+    ))
+    .await;
+    let url = hub
+        .url("/api/cameras/cam/frames?width=320&format=rgb")
+        .replacen("http", "ws", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut last = 0u64;
+    for round in 0..6 {
+        ws.send(Message::text("next")).await.unwrap();
+        let msg = loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(b) => break b,
+                Message::Text(t) => assert!(!t.contains("error"), "{t}"),
+                _ => {}
+            }
+        };
+        let (head, pixels) = split(&msg);
+        assert_eq!(
+            (head["width"].as_u64(), head["height"].as_u64()),
+            (Some(320), Some(180)),
+            "{head}"
+        );
+        assert_eq!(head["format"], "rgb");
+        assert_eq!(pixels.len(), 320 * 180 * 3);
+        bars_ok(pixels, 320, 180);
+        let seq = head["seq"].as_u64().unwrap();
+        assert!(seq > last, "{head}");
+        if round >= 2 {
+            // The reader took half a second: a 25 fps camera made ~12 pictures meanwhile, and it
+            // gets the newest, not the next in a queue.
+            assert!(head["skipped"].as_u64().unwrap() >= 5, "{head}");
+            assert_eq!(head["skipped"].as_u64().unwrap(), seq - last - 1);
+        }
+        last = seq;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Anything but `next` is an error message, and the stream goes on.
+    ws.send(Message::text("more please")).await.unwrap();
+    match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => assert!(t.contains("\"error\""), "{t}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -160,6 +160,12 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             M::GET,
+            "/api/cameras/{id}/frames",
+            Rule::Camera,
+            get(raw::frames_ws),
+        ),
+        route(
+            M::GET,
             "/api/cameras/{id}/source.jpeg",
             Rule::Camera,
             get(snapshot::source),
