@@ -169,3 +169,51 @@ async fn the_frames_websocket_gives_a_slow_reader_the_newest_picture() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resolution_change_reaches_the_reader_as_pictures_of_the_new_size() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let rtsp = RtspServer::start(RtspServerOptions {
+        switch_after: std::time::Duration::from_secs(2),
+        ..RtspServerOptions::default()
+    })
+    .await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"sw\"\nurl = \"{}\"\n",
+        rtsp.url("/switch")
+    ))
+    .await;
+    // No size asked: the camera's own, which changes from 640x360 to 320x180.
+    let url = hub
+        .url("/api/cameras/sw/frames?format=gray")
+        .replacen("http", "ws", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut sizes = Vec::new();
+    for _ in 0..200 {
+        ws.send(Message::text("next")).await.unwrap();
+        let Message::Binary(msg) = ws.next().await.unwrap().unwrap() else {
+            continue;
+        };
+        let (head, pixels) = split(&msg);
+        let (w, h) = (
+            head["width"].as_u64().unwrap(),
+            head["height"].as_u64().unwrap(),
+        );
+        // Every message is whole and self-describing, across the change too.
+        assert_eq!(pixels.len() as u64, w * h, "{head}");
+        assert_eq!(head["stride"].as_u64(), Some(w));
+        if sizes.last() != Some(&(w, h)) {
+            sizes.push((w, h));
+        }
+        if (w, h) == (320, 180) {
+            break;
+        }
+    }
+    assert_eq!(
+        sizes,
+        [(640, 360), (320, 180)],
+        "log:\n{}",
+        hub.log_tail(20)
+    );
+}
