@@ -67,7 +67,8 @@ impl RawFormat {
     }
 }
 
-/// `width`, `height`, `format` (and the access layer's `token`).
+/// `width`, `height`, `format` (and the access layer's `token`), checked before the camera is
+/// woken (the size's bounds, not the picture).
 fn parse_query(q: Option<&str>) -> Result<(Option<u32>, Option<u32>, RawFormat), Error> {
     let (mut w, mut h, mut format) = (None, None, RawFormat::Bgr);
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -99,6 +100,9 @@ fn parse_query(q: Option<&str>) -> Result<(Option<u32>, Option<u32>, RawFormat),
             }
         }
     }
+    if let Err(e) = fit_size(640, 480, (1, 1), w, h) {
+        return Err(Error::new(ErrorKind::BadRequest, e.to_string()));
+    }
     Ok((w, h, format))
 }
 
@@ -109,10 +113,6 @@ pub async fn frame_raw(
     q: RawQuery,
 ) -> Result<Response, Error> {
     let (req_w, req_h, format) = parse_query(raw(&q))?;
-    // The size is checked before waking the camera (the bounds, not the picture).
-    if let Err(e) = fit_size(640, 480, (1, 1), req_w, req_h) {
-        return Err(Error::new(ErrorKind::BadRequest, e.to_string()));
-    }
     let cam = state.hub.camera(&id)?.clone();
     let _admission = cam.admit()?;
     let frame = newest_picture(&state, &cam, false).await?;
@@ -229,9 +229,6 @@ pub async fn frames_ws(
     q: RawQuery,
 ) -> Result<Response, Error> {
     let (req_w, req_h, format) = parse_query(raw(&q))?;
-    if let Err(e) = fit_size(640, 480, (1, 1), req_w, req_h) {
-        return Err(Error::new(ErrorKind::BadRequest, e.to_string()));
-    }
     let cam = state.hub.camera(&id)?.clone();
     let admission = cam.admit()?;
     Ok(ws

@@ -131,15 +131,25 @@ pub async fn camera_page(
     Path(id): Path<String>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, Error> {
-    // A camera the user may not see does not exist for them.
-    if !principal.can_see(&id) {
+    camera_html(&state, &id, &principal, CAMERA)
+}
+
+/// A page about camera `id`: 404 for a camera the user may not see (it does not exist for them)
+/// or that does not exist.
+fn camera_html(
+    state: &AppState,
+    id: &str,
+    principal: &Principal,
+    body: &'static str,
+) -> Result<Response, Error> {
+    if !principal.can_see(id) {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("no camera \"{}\"", id.escape_default()),
         ));
     }
-    state.hub.camera(&id)?;
-    Ok(html(&state, CAMERA))
+    state.hub.camera(id)?;
+    Ok(html(state, body))
 }
 
 /// `/cameras/{id}/calibrate`: place a perspective warp's corners on the camera's picture and
@@ -149,14 +159,7 @@ pub async fn calibrate_page(
     Path(id): Path<String>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, Error> {
-    if !principal.can_see(&id) {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no camera \"{}\"", id.escape_default()),
-        ));
-    }
-    state.hub.camera(&id)?;
-    Ok(html(&state, CALIBRATE))
+    camera_html(&state, &id, &principal, CALIBRATE)
 }
 
 /// `/settings`: API tokens (the page asks the API, which answers admins only).

@@ -566,15 +566,8 @@ impl<'a> Decode<'a> {
                     .source_wanted_until
                     .load(std::sync::atomic::Ordering::Relaxed);
                 if unix_ms < wanted_until {
-                    let source = Frame {
-                        seq: 0,
-                        received,
-                        unix_ms,
-                        pts,
-                        width,
-                        height,
-                        content,
-                    };
+                    // Never published: not numbered.
+                    let source = Frame::new(received, unix_ms, pts, (width, height), content);
                     *self.h.source.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(Arc::new(source));
                 }
@@ -601,12 +594,7 @@ impl<'a> Decode<'a> {
         });
         let frame = Frame {
             seq: self.h.pictures.next_seq(),
-            received,
-            unix_ms,
-            pts,
-            width,
-            height,
-            content,
+            ..Frame::new(received, unix_ms, pts, (width, height), content)
         };
         self.h.pictures.publish(Arc::new(frame));
     }

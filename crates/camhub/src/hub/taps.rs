@@ -350,6 +350,27 @@ pub struct Frame {
     pub content: FrameContent,
 }
 
+impl Frame {
+    /// A picture received at `received` (`unix_ms`), of `size`, not yet numbered (`seq` 0).
+    pub fn new(
+        received: Instant,
+        unix_ms: u64,
+        pts: Option<i64>,
+        (width, height): (u32, u32),
+        content: FrameContent,
+    ) -> Frame {
+        Frame {
+            seq: 0,
+            received,
+            unix_ms,
+            pts,
+            width,
+            height,
+            content,
+        }
+    }
+}
+
 /// A picture's pixels.
 #[derive(Debug)]
 pub enum FrameContent {
