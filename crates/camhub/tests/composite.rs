@@ -227,7 +227,8 @@ async fn a_composite_is_listed_like_a_camera_and_checked_like_one() {
     let hub = common::start(
         "[[camera]]\nid = \"left\"\nurl = \"demo:?width=320&height=240&fps=10\"\n\n\
          [[camera]]\nid = \"right\"\nurl = \"demo:?width=320&height=240&fps=10\"\n\n\
-         [[composite]]\nid = \"both\"\nname = \"Both\"\nlayout = \"vstack\"\ninputs = [\"left\", \"right\"]\n",
+         [[composite]]\nid = \"both\"\nname = \"Both\"\nlayout = \"vstack\"\ninputs = [\"left\", \"right\"]\n\n\
+         [[composite]]\nid = \"h264\"\nlayout = \"hstack\"\ninputs = [\"left\", \"right\"]\ntranscode = \"h264\"\n",
     )
     .await;
     let cam = common::camera(&hub, "both").await;
@@ -244,5 +245,19 @@ async fn a_composite_is_listed_like_a_camera_and_checked_like_one() {
         ),
         (Some(320), Some(480), Some("composite")),
         "{cam}"
+    );
+    // Players have nothing to carry for it, and say why; with transcode they get H.264.
+    let mp4 = common::get(&hub.url("/api/cameras/both/stream.mp4")).await;
+    assert_eq!(mp4.status, 415);
+    assert!(mp4.text().contains("is a composite"), "{}", mp4.text());
+    let url = hub.url("/api/cameras/h264/stream.mp4");
+    let size = tokio::task::spawn_blocking(move || camhub_testkit::ffprobe_size(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(size, (640, 240));
+    assert_eq!(
+        common::camera(&hub, "h264").await["player_stream"],
+        "transcoded h264"
     );
 }

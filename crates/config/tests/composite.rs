@@ -24,7 +24,7 @@ fn a_composite_becomes_a_camera_of_its_own() {
     let c = parse(
         &format!(
             "{CAMERAS}[[composite]]\nid = \"pano\"\nname = \"Wall\"\nlayout = \"hstack\"\ninputs = [\"a\", \"b\"]\n\
-             cuts = {{ a = [0, 632], b = [8, 640] }}\nheight = 240\nfps = 5\nstale_after = \"2s\"\n"
+             cuts = {{ a = [0, 632], b = [8, 640] }}\nheight = 240\nfps = 5\nstale_after = \"2s\"\ntranscode = \"h264\"\n"
         ),
         "camhub.toml",
     )
@@ -39,6 +39,7 @@ fn a_composite_becomes_a_camera_of_its_own() {
     assert_eq!(spec.cuts["b"], [8, 640]);
     assert_eq!((spec.width, spec.height, spec.fps), (None, Some(240), 5));
     assert_eq!(spec.stale_after, Duration::from_secs(2));
+    assert_eq!(pano.transcode, Some(camhub_config::Transcode::H264));
     // Defaults.
     let c = parse(
         &format!("{CAMERAS}[[composite]]\nid = \"g\"\nlayout = \"grid\"\ninputs = [\"a\"]\n"),

@@ -41,15 +41,20 @@ pub const MAX_LAG: Duration = Duration::from_millis(1500);
 const FIRST_KEYFRAME_WITHIN: Duration = Duration::from_secs(15);
 
 /// Why `camera` has no encoded stream to give a player, if it has none at all: the built-in demo
-/// draws its pictures and sends no packets (unless it is transcoded).
+/// and composites draw their pictures and send no packets (unless they are transcoded).
 pub fn no_packets(camera: &Camera) -> Option<String> {
-    (camera.decode.demo && camera.transcode.is_none()).then(|| {
-        format!(
-            "camera {} is the built-in demo (a drawn test pattern, no H.264): use its JPEG stream, \
-             or set transcode = \"h264\" on it",
-            camera.id()
-        )
-    })
+    if !camera.decode.demo || camera.transcode.is_some() {
+        return None;
+    }
+    let what = if camera.decode.composite.is_some() {
+        "a composite (drawn from its inputs' pictures, no H.264)"
+    } else {
+        "the built-in demo (a drawn test pattern, no H.264)"
+    };
+    Some(format!(
+        "camera {} is {what}: use its JPEG stream, or set transcode = \"h264\" on it",
+        camera.id()
+    ))
 }
 
 /// Whether a client that can play `codecs` (RFC 6381 strings such as `avc1.640028`, as it tested

@@ -26,6 +26,7 @@ pub(crate) const COMPOSITE_KEYS: &[&str] = &[
     "idle_timeout",
     "enabled",
     "motion",
+    "transcode",
 ];
 const LAYOUT_FIX: &str =
     "use \"hstack\" (side by side), \"vstack\" (one above the other) or \"grid\"";
@@ -76,6 +77,7 @@ impl Cx<'_> {
         let mut idle_timeout = Duration::from_secs(30);
         let mut enabled = true;
         let mut motion = None;
+        let mut transcode = None;
         for (key, value) in in_file_order(table) {
             let key_name = key.get_ref().as_ref();
             let path = format!("{prefix}{key_name}");
@@ -212,6 +214,16 @@ impl Cx<'_> {
                 }
                 "enabled" => enabled = self.boolean(path, value).unwrap_or(enabled),
                 "motion" => motion = self.motion(path, value),
+                "transcode" => match self.string(path, value).as_deref() {
+                    Some("h264") => transcode = Some(crate::Transcode::H264),
+                    Some(other) => {
+                        let message = format!("invalid transcode \"{other}\"");
+                        let fix =
+                            "use \"h264\" (or leave transcode out: the panorama is then JPEG only)";
+                        self.error(value.span(), path, message, fix);
+                    }
+                    None => {}
+                },
                 _ => self.unknown_key(key, &prefix, COMPOSITE_KEYS),
             }
         }
@@ -267,7 +279,7 @@ impl Cx<'_> {
                 decode_threads: 1,
                 enabled,
                 motion,
-                transcode: None,
+                transcode,
                 transform: Transform::default(),
             },
             index,
