@@ -24,17 +24,7 @@ impl PictureQuery {
         let (mut width, mut height, mut quality, mut fps) = (None, None, None, None);
         for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let int = |name: &str| -> Result<Option<u32>, Error> {
-                if v.is_empty() {
-                    return Ok(None);
-                }
-                v.parse::<u32>().map(Some).map_err(|_| {
-                    Error::new(
-                        ErrorKind::BadRequest,
-                        format!("{name}={} is not a whole number", v.escape_default()),
-                    )
-                })
-            };
+            let int = |name: &str| whole_number(name, v);
             match k {
                 "width" => width = int("width")?,
                 "height" => height = int("height")?,
@@ -75,6 +65,20 @@ impl PictureQuery {
             fps,
         })
     }
+}
+
+/// Parameter `name`'s value `v` as a whole number: None when empty, a 400 naming it when not a
+/// number.
+pub fn whole_number(name: &str, v: &str) -> Result<Option<u32>, Error> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<u32>().map(Some).map_err(|_| {
+        Error::new(
+            ErrorKind::BadRequest,
+            format!("{name}={} is not a whole number", v.escape_default()),
+        )
+    })
 }
 
 /// Lowest accepted `fps`: one frame every 100 s (smaller values would overflow time arithmetic).

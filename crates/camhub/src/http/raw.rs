@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::Response;
 
-use super::query::raw;
+use super::query::{raw, whole_number};
 use super::snapshot::newest_picture;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
@@ -73,17 +73,7 @@ fn parse_query(q: Option<&str>) -> Result<(Option<u32>, Option<u32>, RawFormat),
     let (mut w, mut h, mut format) = (None, None, RawFormat::Bgr);
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let int = |name: &str| -> Result<Option<u32>, Error> {
-            if v.is_empty() {
-                return Ok(None);
-            }
-            v.parse::<u32>().map(Some).map_err(|_| {
-                Error::new(
-                    ErrorKind::BadRequest,
-                    format!("{name}={} is not a whole number", v.escape_default()),
-                )
-            })
-        };
+        let int = |name: &str| whole_number(name, v);
         match k {
             "width" => w = int("width")?,
             "height" => h = int("height")?,
@@ -263,11 +253,7 @@ async fn frames_session(
                 "type": "error",
                 "error": "send \"next\" for the next picture",
             });
-            if socket
-                .send(Message::Text(error.to_string().into()))
-                .await
-                .is_err()
-            {
+            if send_json(&mut socket, &error).await.is_err() {
                 break;
             }
             continue;
@@ -290,11 +276,7 @@ async fn frames_session(
                 "state": st.state.name(),
                 "reason": st.reason.or(st.last_error),
             });
-            if socket
-                .send(Message::Text(timeout.to_string().into()))
-                .await
-                .is_err()
-            {
+            if send_json(&mut socket, &timeout).await.is_err() {
                 break;
             }
             continue;
@@ -312,11 +294,7 @@ async fn frames_session(
             Ok(Ok(m)) => m,
             Ok(Err(e)) => {
                 let error = serde_json::json!({"type": "error", "error": format!("cannot convert the picture: {e}")});
-                if socket
-                    .send(Message::Text(error.to_string().into()))
-                    .await
-                    .is_err()
-                {
+                if send_json(&mut socket, &error).await.is_err() {
                     break;
                 }
                 continue;
@@ -337,4 +315,14 @@ async fn frames_session(
             break;
         }
     }
+}
+
+/// Sends one JSON text message (errors, timeouts) on the `/frames` socket.
+async fn send_json(
+    socket: &mut axum::extract::ws::WebSocket,
+    value: &serde_json::Value,
+) -> Result<(), axum::Error> {
+    socket
+        .send(axum::extract::ws::Message::Text(value.to_string().into()))
+        .await
 }
