@@ -21,7 +21,8 @@ BUILD=(
 )
 # Test: the fixtures (the ffmpeg CLI, a GStreamer RTSP server run by python3-gi, headless Chromium, the
 # mosquitto MQTT broker that tests/mqtt.rs starts on a port of its own, with mosquitto_sub/_pub to look at
-# it by hand) and systemd-analyze, which checks the packaged unit (it works without systemd running).
+# it by hand), systemd-analyze, which checks the packaged unit (it works without systemd running), valgrind
+# for the C library's leak check, and python3-venv for the Python package's tests (scripts/python-test.sh).
 TEST=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
@@ -29,6 +30,7 @@ TEST=(
   gstreamer1.0-x gir1.2-gst-rtsp-server-1.0 python3-gi
   chromium systemd
   mosquitto mosquitto-clients
+  valgrind python3-venv
 )
 
 group=${1:-build}

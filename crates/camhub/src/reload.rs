@@ -79,6 +79,7 @@ fn restart_keys(old: &Server, new: &Server) -> Vec<&'static str> {
             old.snapshot_timeout != new.snapshot_timeout,
         ),
         ("max_variants", old.max_variants != new.max_variants),
+        ("max_raw_sizes", old.max_raw_sizes != new.max_raw_sizes),
         ("stall_timeout", old.stall_timeout != new.stall_timeout),
         ("auth", old.auth != new.auth),
         ("tls_cert", old.tls_cert != new.tls_cert),

@@ -145,6 +145,14 @@ impl Picture {
         Picture { frame }
     }
 
+    /// The presentation time the decoder carried over from the packet this picture came from
+    /// (the `pts` given to [`crate::Decoder::decode`]); None when the packet had none. With frame
+    /// threads a picture comes out one or more packets after its own, so this, not the packet just
+    /// fed, says which packet it is.
+    pub fn pts(&self) -> Option<i64> {
+        self.frame.pts()
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.frame.width()

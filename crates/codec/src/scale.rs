@@ -49,6 +49,13 @@ enum Path {
     },
 }
 
+// SAFETY: a swscale context has no thread affinity: it may be used from any thread, one at a time.
+// Every method that touches it takes `&mut self`, so it is never used from two threads at once; a
+// Scaler is only moved (a reader's conversion state, kept behind a mutex, runs on whichever thread
+// asks for the picture).
+#[allow(unsafe_code)]
+unsafe impl Send for Scaler {}
+
 impl Default for Scaler {
     fn default() -> Self {
         Self::new()

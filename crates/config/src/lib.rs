@@ -164,6 +164,7 @@ impl Default for Server {
             data_dir: PathBuf::from("camhub-data"),
             snapshot_timeout: Duration::from_secs(10),
             max_variants: 8,
+            max_raw_sizes: 8,
             stall_timeout: Duration::from_secs(20),
             auth: AuthMode::Auto,
             trusted_proxies: Vec::new(),
@@ -213,6 +214,9 @@ pub struct Server {
     pub snapshot_timeout: Duration,
     /// `max_variants`: distinct (size, quality) JPEG variants per camera (default 8).
     pub max_variants: usize,
+    /// `max_raw_sizes`: distinct (size, format) raw-pixel outputs per camera for programs
+    /// (`frame.raw`, `/frames`, the Python and C libraries; default 8).
+    pub max_raw_sizes: usize,
     /// `stall_timeout`: a viewer that accepts no bytes for this long is disconnected (default 20 s).
     pub stall_timeout: Duration,
     /// `auth`: who may watch (default `"auto"`: login when users exist).

@@ -39,6 +39,7 @@ const SERVER_KEYS: &[&str] = &[
     "data_dir",
     "snapshot_timeout",
     "max_variants",
+    "max_raw_sizes",
     "stall_timeout",
     "auth",
     "trusted_proxies",
@@ -518,6 +519,11 @@ impl Cx<'_> {
                 "max_variants" => {
                     if let Some(n) = self.integer(path, value, 1, 64) {
                         server.max_variants = n;
+                    }
+                }
+                "max_raw_sizes" => {
+                    if let Some(n) = self.integer(path, value, 1, 64) {
+                        server.max_raw_sizes = n;
                     }
                 }
                 "stall_timeout" => {

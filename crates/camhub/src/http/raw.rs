@@ -3,7 +3,8 @@
 //! `bgr` (OpenCV's order, the default) or `rgb`, `gray`, or planar `yuv420` (I420, planes back to
 //! back, stride = width). Decoded and scaled by camhub, full-range BT.601 colours (what a JPEG of
 //! the same picture decodes to). The size, stride, format, sequence number and timestamps are in
-//! headers. An idle camera is woken like a snapshot.
+//! headers. An idle camera is woken like a snapshot. The conversion is the camera's shared one
+//! ([`crate::hub::raw`]): readers of the same size and format cost one conversion per picture.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
@@ -13,71 +14,24 @@ use super::query::{raw, whole_number};
 use super::snapshot::newest_picture;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
+use crate::hub::raw::{PixelFormat, RawFrame, RawKey};
 use crate::hub::status::Metrics;
-use crate::hub::taps::{Frame, FrameContent};
-use camhub_media::colour::{full_range_420_to_rgb, Plane, RgbOrder};
+use crate::hub::taps::Frame;
+use crate::hub::Camera;
 use camhub_media::size::fit_size;
-
-/// Pixel layouts `frame.raw` serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawFormat {
-    /// Packed 8-bit blue, green, red.
-    Bgr,
-    /// Packed 8-bit red, green, blue.
-    Rgb,
-    /// 8-bit luma only.
-    Gray,
-    /// Planar 4:2:0: Y, then U, then V, each plane's rows back to back.
-    Yuv420,
-}
-
-impl RawFormat {
-    fn parse(v: &str) -> Result<RawFormat, Error> {
-        match v {
-            "bgr" => Ok(RawFormat::Bgr),
-            "rgb" => Ok(RawFormat::Rgb),
-            "gray" => Ok(RawFormat::Gray),
-            "yuv420" => Ok(RawFormat::Yuv420),
-            _ => Err(Error::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "format={} is not a pixel format; use bgr, rgb, gray or yuv420",
-                    v.escape_default()
-                ),
-            )),
-        }
-    }
-
-    /// The name, as the query and the headers write it.
-    pub fn name(self) -> &'static str {
-        match self {
-            RawFormat::Bgr => "bgr",
-            RawFormat::Rgb => "rgb",
-            RawFormat::Gray => "gray",
-            RawFormat::Yuv420 => "yuv420",
-        }
-    }
-
-    /// Bytes of one row of the first plane, for `width` pixels.
-    fn stride(self, width: u32) -> usize {
-        match self {
-            RawFormat::Bgr | RawFormat::Rgb => 3 * width as usize,
-            RawFormat::Gray | RawFormat::Yuv420 => width as usize,
-        }
-    }
-}
+use std::sync::Arc;
 
 /// `width`, `height`, `format` (and the access layer's `token`), checked before the camera is
 /// woken (the size's bounds, not the picture).
-fn parse_query(q: Option<&str>) -> Result<(Option<u32>, Option<u32>, RawFormat), Error> {
-    let (mut w, mut h, mut format) = (None, None, RawFormat::Bgr);
+fn parse_query(q: Option<&str>) -> Result<RawKey, Error> {
+    let (mut w, mut h, mut format) = (None, None, PixelFormat::Bgr);
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let int = |name: &str| whole_number(name, v);
         match k {
             "width" => w = int("width")?,
             "height" => h = int("height")?,
-            "format" => format = RawFormat::parse(v)?,
+            "format" => format = PixelFormat::parse(v)?,
             "token" => {}
             other => {
                 return Err(Error::new(
@@ -93,7 +47,23 @@ fn parse_query(q: Option<&str>) -> Result<(Option<u32>, Option<u32>, RawFormat),
     if let Err(e) = fit_size(640, 480, (1, 1), w, h) {
         return Err(Error::new(ErrorKind::BadRequest, e.to_string()));
     }
-    Ok((w, h, format))
+    Ok(RawKey {
+        width: w,
+        height: h,
+        format,
+    })
+}
+
+/// `frame` as `key` asks, through the camera's shared conversion (on a thread: it blocks).
+async fn converted(
+    cam: &Arc<Camera>,
+    frame: Arc<Frame>,
+    key: RawKey,
+) -> Result<Arc<RawFrame>, Error> {
+    let cam = cam.clone();
+    tokio::task::spawn_blocking(move || cam.raw.get(&frame, key))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("conversion failed: {e}")))?
 }
 
 /// The handler.
@@ -102,105 +72,41 @@ pub async fn frame_raw(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> Result<Response, Error> {
-    let (req_w, req_h, format) = parse_query(raw(&q))?;
+    let key = parse_query(raw(&q))?;
     let cam = state.hub.camera(&id)?.clone();
     let _admission = cam.admit()?;
     let frame = newest_picture(&state, &cam, false).await?;
-    let (seq, unix_ms, pts, age) = (
-        frame.seq,
-        frame.unix_ms,
-        frame.pts,
-        frame.received.elapsed(),
-    );
-    let made = tokio::task::spawn_blocking(move || convert(&frame, req_w, req_h, format))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("conversion failed: {e}")))?
+    let made = converted(&cam, frame, key).await?;
+    Metrics::add(&cam.metrics.bytes_out, made.data.len() as u64);
+    let content_type = if key.format == PixelFormat::Jpeg {
+        "image/jpeg"
+    } else {
+        "application/octet-stream"
+    };
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("X-Width", made.width.to_string())
+        .header("X-Height", made.height.to_string())
+        .header("X-Stride", made.stride().to_string())
+        .header("X-Format", made.format.name())
+        .header("X-Frame-Seq", made.seq.to_string())
+        .header("X-Frame-Timestamp", made.unix_ms.to_string())
+        .header(
+            "X-Frame-Age-Ms",
+            made.received.elapsed().as_millis().to_string(),
+        );
+    if let Some(pts) = made.pts {
+        response = response.header("X-Frame-Pts", pts.to_string());
+    }
+    response
+        .body(axum::body::Body::from(made.data.clone()))
         .map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
-                format!("cannot convert the picture: {e}"),
+                format!("cannot build the response: {e}"),
             )
-        })?;
-    let (w, h, bytes) = made;
-    Metrics::add(&cam.metrics.bytes_out, bytes.len() as u64);
-    let mut response = Response::builder()
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CACHE_CONTROL, "no-store")
-        .header("X-Width", w.to_string())
-        .header("X-Height", h.to_string())
-        .header("X-Stride", format.stride(w).to_string())
-        .header("X-Format", format.name())
-        .header("X-Frame-Seq", seq.to_string())
-        .header("X-Frame-Timestamp", unix_ms.to_string())
-        .header("X-Frame-Age-Ms", age.as_millis().to_string());
-    if let Some(pts) = pts {
-        response = response.header("X-Frame-Pts", pts.to_string());
-    }
-    response.body(axum::body::Body::from(bytes)).map_err(|e| {
-        Error::new(
-            ErrorKind::Internal,
-            format!("cannot build the response: {e}"),
-        )
-    })
-}
-
-/// `frame` as `format` pixels at the size asked for: (width, height, bytes).
-fn convert(
-    frame: &Frame,
-    req_w: Option<u32>,
-    req_h: Option<u32>,
-    format: RawFormat,
-) -> Result<(u32, u32, Vec<u8>), String> {
-    let decoded;
-    let (pic, sar) = match &frame.content {
-        FrameContent::Picture(p) => (p, p.sar()),
-        FrameContent::Jpeg(data) => {
-            let (w, h) = fit_size(frame.width, frame.height, (1, 1), req_w, req_h)
-                .map_err(|e| e.to_string())?;
-            decoded = camhub_codec::JpegDecoder::new()
-                .and_then(|mut d| d.decode(data, w, h))
-                .map_err(|e| e.to_string())?;
-            (&decoded, (1, 1))
-        }
-    };
-    let (w, h) =
-        fit_size(frame.width, frame.height, sar, req_w, req_h).map_err(|e| e.to_string())?;
-    let ready = camhub_codec::Scaler::new()
-        .scale(pic, w, h)
-        .map_err(|e| e.to_string())?;
-    let (wu, hu) = (w as usize, h as usize);
-    let planes = [0, 1, 2].map(|i| {
-        let (data, stride) = ready.plane(i);
-        Plane { data, stride }
-    });
-    let bytes = match format {
-        RawFormat::Bgr | RawFormat::Rgb => {
-            let mut out = vec![0u8; 3 * wu * hu];
-            let order = if format == RawFormat::Bgr {
-                RgbOrder::Bgr
-            } else {
-                RgbOrder::Rgb
-            };
-            full_range_420_to_rgb(planes, wu, hu, &mut out, order).map_err(|e| e.to_string())?;
-            out
-        }
-        RawFormat::Gray | RawFormat::Yuv420 => {
-            let mut out = Vec::with_capacity(wu * hu * 3 / 2 + 2);
-            let sizes = [
-                (wu, hu),
-                (wu.div_ceil(2), hu.div_ceil(2)),
-                (wu.div_ceil(2), hu.div_ceil(2)),
-            ];
-            let n = if format == RawFormat::Gray { 1 } else { 3 };
-            for (p, (pw, ph)) in planes.iter().zip(sizes).take(n) {
-                for row in p.data.chunks(p.stride).take(ph) {
-                    out.extend_from_slice(row.get(..pw).ok_or("short plane")?);
-                }
-            }
-            out
-        }
-    };
-    Ok((w, h, bytes))
+        })
 }
 
 /// How long one `next` waits for a newer picture before the server says `timeout`.
@@ -210,34 +116,63 @@ const NEXT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// client sends `next` (a text message) whenever it is ready for a picture; the server answers
 /// with the newest picture it has not sent yet (waiting for one if needed), as one binary message:
 /// a little-endian u32 `n`, `n` bytes of JSON (`width`, `height`, `stride`, `format`, `seq`,
-/// `timestamp`, `pts`, `skipped`), then the pixels. Nothing is ever queued for a slow client: it
-/// gets the newest picture when it asks, and `skipped` says how many it did not take.
+/// `timestamp`, `pts`, `skipped`), then the pixels. `latest` answers at once with the newest
+/// picture, sent before or not. A JSON form carries how long `next` may wait:
+/// `{"type":"next","timeout_ms":2000}` (10 s unless given, at most 60 s). Nothing is ever queued for a slow client: it gets the newest
+/// picture when it asks, and `skipped` says how many it did not take.
 pub async fn frames_ws(
     ws: axum::extract::ws::WebSocketUpgrade,
     State(state): State<AppState>,
     Path(id): Path<String>,
     q: RawQuery,
 ) -> Result<Response, Error> {
-    let (req_w, req_h, format) = parse_query(raw(&q))?;
+    let key = parse_query(raw(&q))?;
     let cam = state.hub.camera(&id)?.clone();
     let admission = cam.admit()?;
     Ok(ws
         .max_message_size(4096)
         .on_upgrade(move |socket| async move {
             let _admission = admission;
-            frames_session(socket, cam, req_w, req_h, format).await;
+            frames_session(socket, cam, key).await;
         }))
 }
 
-async fn frames_session(
-    mut socket: axum::extract::ws::WebSocket,
-    cam: std::sync::Arc<crate::hub::Camera>,
-    req_w: Option<u32>,
-    req_h: Option<u32>,
-    format: RawFormat,
-) {
+/// What a `/frames` client asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// A picture newer than the last one sent, waiting for it.
+    Next,
+    /// The newest picture now, even if sent before.
+    Latest,
+}
+
+/// Longest wait a `next` may ask for with `timeout_ms`.
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The client's message: `next` or `latest`, as text or as JSON (`{"type": "next", "timeout_ms":
+/// 2000}`: how long to wait for a newer picture, [`NEXT_WAIT`] unless given).
+fn ask(text: &str) -> Option<(Ask, std::time::Duration)> {
+    let (kind, wait) = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => (
+            v["type"].as_str().map(str::to_owned)?,
+            v["timeout_ms"]
+                .as_u64()
+                .map(std::time::Duration::from_millis),
+        ),
+        Err(_) => (text.to_owned(), None),
+    };
+    let wait = wait.map_or(NEXT_WAIT, |w| w.min(LONGEST_WAIT));
+    match kind.as_str() {
+        "next" => Some((Ask::Next, wait)),
+        "latest" => Some((Ask::Latest, wait)),
+        _ => None,
+    }
+}
+
+async fn frames_session(mut socket: axum::extract::ws::WebSocket, cam: Arc<Camera>, key: RawKey) {
     use axum::extract::ws::Message;
-    let mut sub = Some(cam.subscribe_pictures());
+    // Held for the session: decoding runs while the client reads.
+    let _sub = cam.subscribe_pictures();
     let mut last_seq = 0u64;
     while let Some(Ok(msg)) = socket.recv().await {
         let text = match &msg {
@@ -246,70 +181,74 @@ async fn frames_session(
             Message::Binary(_) => String::from("binary"),
             _ => continue,
         };
-        let next = text == "next"
-            || serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["type"] == "next");
-        if !next {
+        let Some((asked, wait)) = ask(&text) else {
             let error = serde_json::json!({
                 "type": "error",
-                "error": "send \"next\" for the next picture",
+                "error": "send \"next\" for the next picture, or \"latest\" for the newest now",
             });
             if send_json(&mut socket, &error).await.is_err() {
                 break;
             }
             continue;
-        }
+        };
         cam.touch();
         cam.ensure_running();
-        // The picture tap is waited on from a thread (it is shared with the decode threads).
-        let Some(mut s) = sub.take() else { break };
-        let waited = tokio::task::spawn_blocking(move || {
-            let f = s.wait_newer(NEXT_WAIT);
-            (s, f)
-        })
-        .await;
-        let Ok((s, frame)) = waited else { break };
-        sub = Some(s);
-        let Some(frame) = frame.filter(|f| f.seq > last_seq) else {
+        let frame = match asked {
+            Ask::Latest => cam.decode.pictures.peek(),
+            Ask::Next => {
+                // The picture tap is waited on from a thread (a condvar shared with the decode
+                // thread).
+                let tap = cam.decode.pictures.clone();
+                match tokio::task::spawn_blocking(move || tap.wait_after(last_seq, wait)).await {
+                    Ok(f) => f,
+                    Err(_) => break,
+                }
+            }
+        };
+        let Some(frame) = frame else {
             let st = cam.status.borrow().clone();
-            let timeout = serde_json::json!({
-                "type": "timeout",
+            let kind = if asked == Ask::Next {
+                "timeout"
+            } else {
+                "none"
+            };
+            let nothing = serde_json::json!({
+                "type": kind,
                 "state": st.state.name(),
                 "reason": st.reason.or(st.last_error),
             });
-            if send_json(&mut socket, &timeout).await.is_err() {
+            if send_json(&mut socket, &nothing).await.is_err() {
                 break;
             }
             continue;
         };
         cam.touch();
-        let skipped = if last_seq == 0 {
+        let skipped = if last_seq == 0 || frame.seq <= last_seq {
             0
         } else {
             frame.seq - last_seq - 1
         };
-        last_seq = frame.seq;
-        let (seq, unix_ms, pts) = (frame.seq, frame.unix_ms, frame.pts);
-        let made = tokio::task::spawn_blocking(move || convert(&frame, req_w, req_h, format)).await;
-        let (w, h, pixels) = match made {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                let error = serde_json::json!({"type": "error", "error": format!("cannot convert the picture: {e}")});
+        last_seq = last_seq.max(frame.seq);
+        let made = match converted(&cam, frame, key).await {
+            Ok(m) => m,
+            Err(e) => {
+                let error = serde_json::json!({"type": "error", "error": e.message});
                 if send_json(&mut socket, &error).await.is_err() {
                     break;
                 }
                 continue;
             }
-            Err(_) => break,
         };
         let header = serde_json::json!({
-            "width": w, "height": h, "stride": format.stride(w), "format": format.name(),
-            "seq": seq, "timestamp": unix_ms, "pts": pts, "skipped": skipped,
+            "width": made.width, "height": made.height, "stride": made.stride(),
+            "format": made.format.name(), "seq": made.seq, "timestamp": made.unix_ms,
+            "pts": made.pts, "skipped": skipped,
         })
         .to_string();
-        let mut message = Vec::with_capacity(4 + header.len() + pixels.len());
+        let mut message = Vec::with_capacity(4 + header.len() + made.data.len());
         message.extend_from_slice(&(header.len() as u32).to_le_bytes());
         message.extend_from_slice(header.as_bytes());
-        message.extend_from_slice(&pixels);
+        message.extend_from_slice(&made.data);
         Metrics::add(&cam.metrics.bytes_out, message.len() as u64);
         if socket.send(Message::Binary(message.into())).await.is_err() {
             break;

@@ -196,7 +196,8 @@ pub async fn newest_picture(
         if let Some(f) = newest.filter(|f| f.unix_ms + FRESH_MS as u64 >= asked) {
             return Ok(f);
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             let s = cam.status.borrow().clone();
             let why = s
                 .reason
@@ -211,6 +212,19 @@ pub async fn newest_picture(
                 ),
             ));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Wait on the picture tap (from a thread: it is a condvar shared with the decode thread)
+        // for the next picture, waking now and then to keep the camera wanted.
+        let tap = cam.decode.pictures.clone();
+        let after = tap.peek().map_or(0, |f| f.seq);
+        let slice = (deadline - now).min(std::time::Duration::from_millis(500));
+        if tokio::task::spawn_blocking(move || tap.wait_after(after, slice))
+            .await
+            .is_err()
+        {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "waiting for a picture failed",
+            ));
+        }
     }
 }

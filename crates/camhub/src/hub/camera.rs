@@ -58,6 +58,9 @@ pub struct Camera {
     pub packets: Arc<PacketTap>,
     /// The decode stage and the picture tap it feeds.
     pub decode: Arc<DecodeHandle>,
+    /// Raw pixels for programs (`frame.raw`, `/frames`, [`crate::frames`]), one conversion per
+    /// picture and (size, format).
+    pub raw: Arc<super::raw::RawSizes>,
     /// The JPEG variant encoder (the picture tap's first consumer).
     encode: Arc<EncodeHandle>,
     /// How connections are opened (real sources; tests may script one).
@@ -190,6 +193,7 @@ impl Camera {
             metrics,
             packets,
             decode,
+            raw: Arc::default(),
             encode,
             opener,
             epoch: Instant::now(),

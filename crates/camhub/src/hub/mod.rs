@@ -7,6 +7,7 @@ pub mod encode;
 pub mod geometry;
 pub mod motion;
 pub mod pipeline;
+pub mod raw;
 pub mod render;
 pub mod status;
 pub mod taps;
@@ -189,6 +190,7 @@ impl Hub {
         let lookup: composite::Lookup = Arc::new(move |id: &str| hub.upgrade()?.camera(id).ok());
         let cam = Camera::with_lookup(config.clone(), server.max_variants, opener.clone(), lookup);
         cam.set_max_viewers(server.max_viewers_per_camera);
+        cam.raw.set_max(server.max_raw_sizes);
         cam
     }
 

@@ -231,7 +231,14 @@ struct Decode<'a> {
     shape_error: Option<String>,
     /// A composite's running state (its input subscriptions end with this run).
     compositor: Option<Compositor>,
+    /// The receive times of the last packets fed to the decoder, by pts: a picture that comes out
+    /// of frame threads (or B-frame reordering) later than its packet is published with its own
+    /// packet's times, not those of the packet that happened to complete it.
+    fed: std::collections::VecDeque<(i64, Instant, u64)>,
 }
+
+/// Packets remembered in [`Decode::fed`]: more than frame threads or reordering ever delay.
+const FED_REMEMBERED: usize = 64;
 
 impl<'a> Decode<'a> {
     fn new(h: &'a DecodeHandle) -> Decode<'a> {
@@ -256,7 +263,26 @@ impl<'a> Decode<'a> {
                 .composite
                 .as_ref()
                 .map(|(spec, lookup)| Compositor::new(spec.clone(), lookup.clone())),
+            fed: std::collections::VecDeque::with_capacity(FED_REMEMBERED),
         }
+    }
+
+    /// Remembers a packet fed to the decoder (see [`Decode::fed`]).
+    fn note_fed(&mut self, pts: i64, received: Instant, unix_ms: u64) {
+        if self.fed.len() == FED_REMEMBERED {
+            self.fed.pop_front();
+        }
+        self.fed.push_back((pts, received, unix_ms));
+    }
+
+    /// The receive times of the packet with this pts, if it was among the last fed.
+    fn fed_times(&self, pts: Option<i64>) -> Option<(Instant, u64)> {
+        let pts = pts?;
+        self.fed
+            .iter()
+            .rev()
+            .find(|f| f.0 == pts)
+            .map(|&(_, received, unix_ms)| (received, unix_ms))
     }
 
     /// Whether anybody takes the picture of media time `pts` (90 kHz): false only while every
@@ -418,6 +444,7 @@ impl<'a> Decode<'a> {
         let cpu = thread_cpu_time();
         let result = decoder.decode(&p.data, Some(p.pts));
         Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));
+        self.note_fed(p.pts, p.received, p.unix_ms);
         match result {
             Ok(pictures) => {
                 let n = pictures.len();
@@ -440,13 +467,17 @@ impl<'a> Decode<'a> {
                         matrix: pic.matrix(),
                     });
                     self.h.packets.note_picture(self.generation, (w, h), colour);
+                    // The picture's own packet: with frame threads it is an earlier one.
+                    let pts = pic.pts().unwrap_or(p.pts);
+                    let (received, unix_ms) =
+                        self.fed_times(Some(pts)).unwrap_or((p.received, p.unix_ms));
                     self.publish(
                         FrameContent::Picture(pic),
                         w,
                         h,
-                        p.received,
-                        p.unix_ms,
-                        Some(p.pts),
+                        received,
+                        unix_ms,
+                        Some(pts),
                     );
                 }
             }

@@ -433,6 +433,28 @@ impl PictureTap {
         self.lock().clone()
     }
 
+    /// Waits up to `timeout` for a picture newer than `seq` and returns it (None on timeout). For
+    /// readers that share one position between threads (a library handle), where a
+    /// [`PictureSubscriber`]'s own position would not do.
+    pub fn wait_after(&self, seq: u64, timeout: Duration) -> Option<Arc<Frame>> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock();
+        loop {
+            if let Some(f) = g.as_ref().filter(|f| f.seq > seq) {
+                return Some(f.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            g = self
+                .cond
+                .wait_timeout(g, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Forgets the newest picture: it is no longer the newest the camera shows (decoding stopped,
     /// or the connection closed), so nobody may be handed it as such.
     pub fn clear(&self) {
