@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Issue 11's benchmark ("Frames for programs"): frames per second, CPU per frame and the age of the
 returned frame (capture -> returned) of read(width=640) over HTTP, against cv2.VideoCapture + cv2.resize
-on the same live 1080p25 H.264 source, in one run. (The in-process Python package does not exist yet: its
-row is marked pending.)
+on the same live 1080p25 H.264 source, in one run, and of the in-process Python package (`camhub.open`).
 
 One run:
   1. makes (once, cached in benches/.cache/) a 60 s 1080p25 H.264 clip (testsrc2, libx264 veryfast, GOP 50,
@@ -77,9 +76,10 @@ SLOW_S = 0.2                           # the slow consumer's work per frame
 MIN_MARGIN = 40                        # a block's mean must be this far from 128 to be read
 CAM = "cam"
 CLIP = os.path.join(mf.CACHE, f"frame_api_numbered_1080p25_{CLIP_SECONDS}s.mp4")
-KINDS = ("ws", "raw", "cv2", "floor")
+KINDS = ("lib", "ws", "raw", "cv2", "floor")
 MODES = ("fast", "slow")
 LABEL = {
+    "lib": "in-process `camhub.open(...).read(width=640)` (Python package)",
     "ws": "camhub `/frames?width=640&format=bgr` (WebSocket pull)",
     "raw": "camhub `frame.raw?width=640&format=bgr` (polled)",
     "cv2": "`cv2.VideoCapture` + `cv2.resize(640, 360)`",
@@ -444,6 +444,19 @@ def client_main(args):
                 if slow:
                     time.sleep(SLOW_S)
             cap.release()
+        elif args.client == "lib":
+            if args.package:
+                sys.path.insert(0, args.package)
+            import camhub
+            info["camhub_package"] = camhub.__version__
+            with camhub.open("ffmpeg:" + args.url, timeout=30) as cam:
+                while time.time() < args.until:
+                    img = cam.read(width=OUT_W, timeout=10)
+                    t = time.time()
+                    n, margin = read_number(img)
+                    samples.append([t, n, margin, img.seq, round(img.timestamp * 1000), img.skipped])
+                    if slow:
+                        time.sleep(SLOW_S)
         elif args.client == "ws":
             ws = WebSocket(args.url)
             while time.time() < args.until:
@@ -553,6 +566,8 @@ def session(args, kind, mode, source, workdir, tag):
     t1 = t0 + args.duration
     cmd = [sys.executable, os.path.abspath(__file__), "--client", kind, "--mode", mode, "--url", url,
            "--until", repr(t1 + 0.3), "--out", out]
+    if args.package:
+        cmd += ["--package", args.package]
     client = cc.register(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(clog, "w"),
                                           stderr=subprocess.STDOUT), group=False)
     try:
@@ -721,7 +736,6 @@ def build_report(args, rows, order):
                  f"camhub / client | source frames/s sent | age median / p95 ms (live source → returned) | "
                  f"age median / p95 ms (camhub received → returned) | backlog s at the end (s after connect) |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    lines.append("| in-process `read(width=640)` (Python package) | fast, slow | pending | | | | | | | |")
     summ = {}
     for kind in KINDS:
         for mode in MODES:
@@ -734,21 +748,27 @@ def build_report(args, rows, order):
             lines.append(f"| {LABEL[kind]} | {mode} | {f(s['new_per_s'], '.2f')} | {f(s['calls_per_s'], '.1f')} | "
                          f"{f(s['cpu_ms'], '.2f')} | {split} | {f(s['source_fps'], '.2f')} | "
                          f"{f(s['age_p50'], '.0f')} / {f(s['age_p95'], '.0f')} | "
-                         f"{f(s['hub_p50'], '.0f') + ' / ' + f(s['hub_p95'], '.0f') if kind in ('ws', 'raw') else '–'} | "
+                         f"{f(s['hub_p50'], '.0f') + ' / ' + f(s['hub_p95'], '.0f') if kind in ('lib', 'ws', 'raw') else '–'} | "
                          f"{f(s['backlog_s'], '.2f')} ({f(s['backlog_at'], '.0f')}) |")
     lines.append("")
     lines.append(f"Mean of {n} round(s) for rates and CPU; ages pooled over the rounds' windows. \"calls/s\": "
                  f"reads that returned a picture (`frame.raw` polled back to back returns the same picture "
                  f"again until a new one exists); \"frames/s returned\" counts new pictures, and CPU per "
                  f"returned frame divides by those. CPU: utime + stime from `/proc` of the client process plus "
-                 f"camhub's (ws, raw) or of the cv2 process; the source relay's "
+                 f"camhub's (ws, raw), of the client process with camhub inside it (lib), or of the cv2 process; "
+                 f"the source relay's "
                  f"({f(mean(s['source_per_s'] for s in summ.values()), '.3f')} CPU-s/s) is not in them.")
     # Targets
     lines.append("")
     lines.append("Targets (issue 11):")
     lines.append("")
-    lines.append("- in-process CPU per frame ≤ `cv2.VideoCapture`'s: **pending** (no in-process package yet). "
-                 "For reference, the HTTP forms against cv2 (CPU ms per returned frame, camhub + client): " +
+    lib = [f"{m} {summ[('lib', m)]['cpu_ms'] / summ[('cv2', m)]['cpu_ms']:.2f}×"
+           for m in MODES if ("lib", m) in summ and ("cv2", m) in summ]
+    met = all(summ[("lib", m)]["cpu_ms"] <= summ[("cv2", m)]["cpu_ms"]
+              for m in MODES if ("lib", m) in summ and ("cv2", m) in summ)
+    lines.append("- in-process CPU per frame ≤ `cv2.VideoCapture`'s (CPU ms per returned frame, lib / cv2): "
+                 + ("; ".join(lib) + (" (MET)" if met else " (NOT MET)") if lib else "not measured") + ". "
+                 "The HTTP forms against cv2 (camhub + client): " +
                  "; ".join(f"{k} {m} {summ[(k, m)]['cpu_ms'] / summ[('cv2', m)]['cpu_ms']:.2f}×"
                            for m in MODES for k in ("ws", "raw")
                            if (k, m) in summ and ("cv2", m) in summ) + ".")
@@ -756,7 +776,7 @@ def build_report(args, rows, order):
     if dec is not None:
         thr = 1000 / FPS + dec
         parts = []
-        for k in ("ws", "raw"):
+        for k in ("lib", "ws", "raw"):
             for m in MODES:
                 s = summ.get((k, m))
                 if s:
@@ -772,12 +792,12 @@ def build_report(args, rows, order):
                      f"not decoded: median {fl['age_p50']:.0f} ms, p95 {fl['age_p95']:.0f} ms — the source's "
                      f"`-re` jitter and the transport), median: " +
                      "; ".join(f"{k} {m} {summ[(k, m)]['age_p50'] - fl['age_p50']:.0f} ms"
-                               for m in MODES for k in ("ws", "raw", "cv2") if (k, m) in summ) + ".")
+                               for m in MODES for k in ("lib", "ws", "raw", "cv2") if (k, m) in summ) + ".")
     cv = summ.get(("cv2", "slow"))
     if cv:
         lines.append(f"- the slow consumer (200 ms per frame): cv2 returns frames {cv['backlog_s']:.1f} s behind "
                      f"the live source after {cv['backlog_at']:.0f} s, every frame in order; camhub's "
-                     + ", ".join(f"{k} {summ[(k, 'slow')]['backlog_s'] * 1e3:.0f} ms" for k in ("ws", "raw")
+                     + ", ".join(f"{k} {summ[(k, 'slow')]['backlog_s'] * 1e3:.0f} ms" for k in ("lib", "ws", "raw")
                                  if (k, "slow") in summ) + ".")
     # Detail
     lines.append("")
@@ -855,8 +875,11 @@ def main():
     ap.add_argument("--warmup", type=float, default=10,
                     help="seconds from the client's start to the window (opening the FLV stream takes ~5 s)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--contenders", default="ws,raw,cv2,floor",
-                    help="a subset of ws,raw,cv2,floor (floor: packets without decoding, fast mode only)")
+    ap.add_argument("--contenders", default="lib,ws,raw,cv2,floor",
+                    help="a subset of lib,ws,raw,cv2,floor (lib: the Python package in-process; floor: packets "
+                         "without decoding, fast mode only)")
+    ap.add_argument("--package", help="a directory holding the camhub Python package (e.g. from "
+                                      "`pip install --target DIR` of a release wheel); else it must be importable")
     ap.add_argument("--modes", default="fast,slow", help="a subset of fast,slow")
     ap.add_argument("--max-other-busy", type=float, default=0.5,
                     help="measure again if other processes used more cores than this during a window")
