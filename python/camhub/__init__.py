@@ -128,6 +128,13 @@ class Camera:
         return None if got is None else _frame(*got)
 
     @property
+    def newest_seq(self) -> Optional[int]:
+        """The sequence number of the newest frame the camera has now, without converting it:
+        ``cam.newest_seq - frame.seq`` is how many frames ``frame`` is behind. None for a camera
+        read with :func:`connect`."""
+        return self._reader.newest_seq()
+
+    @property
     def status(self) -> str:
         """The camera's state, with the reason when it is not streaming."""
         return self._reader.status()

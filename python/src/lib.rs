@@ -212,6 +212,11 @@ impl Reader {
         }
     }
 
+    /// The newest frame's sequence number now (in-process; None from a hub).
+    fn newest_seq(&self) -> Option<u64> {
+        self.inner.newest_seq()
+    }
+
     /// The camera's state and why.
     fn status(&self) -> String {
         self.inner.status()

@@ -10,7 +10,8 @@
 //!
 //! Reading is pulled: [`Reader::read`] waits only until a picture newer than the last one this
 //! handle returned exists, then returns the newest; [`Reader::latest`] never waits for a new one.
-//! Several threads may read one handle; each gets the newest picture (possibly the same one).
+//! Several threads may read one handle; each gets the newest picture (possibly the same one). The
+//! API blocks: call it from threads, not from async tasks.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -157,6 +158,8 @@ impl Reader {
             closed: AtomicBool::new(false),
         };
         if let Inner::Local(l) = &reader.inner {
+            // A camera that gives no picture is closed again (dropping the reader closes it), not
+            // left retrying in the background.
             l.first_picture(timeout)?;
         }
         Ok(reader)
@@ -203,6 +206,16 @@ impl Reader {
             Inner::Remote(r) => r.latest(key)?,
         };
         Ok(raw.map(|r| self.returned(r)))
+    }
+
+    /// The sequence number of the newest picture the camera has now (in-process readers; None for a
+    /// hub reached with `connect`): how far a returned frame is behind, in frames, without
+    /// converting anything.
+    pub fn newest_seq(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::Local(l) => l.camera.decode.pictures.peek().map(|f| f.seq),
+            Inner::Remote(_) => None,
+        }
     }
 
     /// The camera's state and the reason, as the API shows them (`streaming`, `retrying:
@@ -255,9 +268,34 @@ fn closed() -> FramesError {
     FramesError::new(FramesErrorKind::Closed, "the reader is closed")
 }
 
+/// The tokio runtime of every in-process reader: one per process, never dropped. A camera's RTSP
+/// TEARDOWN may outlive the reader that closed it (retina finishes it in the background, and waits
+/// for pending ones when the next camera closes); a runtime per reader would cancel it, and the next
+/// close would find it gone.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, FramesError> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("camhub-io")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| {
+            FramesError::new(
+                FramesErrorKind::Internal,
+                format!("cannot start threads: {e}"),
+            )
+        })
+}
+
 /// camhub's hub in this process, for one camera.
 struct Local {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: &'static tokio::runtime::Runtime,
     hub: Arc<Hub>,
     camera: Arc<Camera>,
     /// Keeps decoding going while the handle lives.
@@ -268,17 +306,7 @@ struct Local {
 
 impl Local {
     fn start(config: &camhub_config::Config, id: &str) -> Result<Local, FramesError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("camhub-io")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                FramesError::new(
-                    FramesErrorKind::Internal,
-                    format!("cannot start threads: {e}"),
-                )
-            })?;
+        let runtime = runtime()?;
         let _inside = runtime.enter();
         let hub = Hub::new(config);
         let camera = hub.camera(id)?;
@@ -296,7 +324,7 @@ impl Local {
         });
         drop(_inside);
         Ok(Local {
-            runtime: Some(runtime),
+            runtime,
             hub,
             camera,
             _pictures: Mutex::new(Some(pictures)),
@@ -386,23 +414,20 @@ impl Local {
         *self._pictures.lock().unwrap_or_else(|p| p.into_inner()) = None;
         // Wake readers waiting in other threads: they see the handle closed.
         self.camera.decode.pictures.wake();
-        if let Some(rt) = &self.runtime {
-            // Closes the connection (an RTSP session gets its TEARDOWN).
-            rt.block_on(self.hub.shutdown(Duration::from_secs(2)));
+        // Closes the connection (an RTSP session gets its TEARDOWN), waiting for it, unless this
+        // is an async task (a reader dropped in one), which must not block: then in the background.
+        let hub = self.hub.clone();
+        let shutdown = async move { hub.shutdown(Duration::from_secs(2)).await };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.runtime.spawn(shutdown);
+        } else {
+            self.runtime.block_on(shutdown);
         }
     }
 }
 
 fn closed_error() -> FramesError {
     closed()
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
 }
 
 /// A camera of a running camhub, read over `/frames`.

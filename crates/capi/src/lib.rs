@@ -329,6 +329,34 @@ unsafe fn reader<'a>(r: *const camhub_reader) -> Result<&'a Reader, camhub_statu
     }
 }
 
+/// The reader and the request of a read: a live reader, a writable output, a valid size and format.
+///
+/// # Safety
+/// `r` is NULL or a live reader.
+unsafe fn request<'a>(
+    r: *const camhub_reader,
+    out_is_null: bool,
+    width: u32,
+    height: u32,
+    format: i32,
+) -> Result<(&'a Reader, RawKey), camhub_status> {
+    // SAFETY: as documented.
+    let reader = unsafe { reader(r) }?;
+    if out_is_null {
+        return Err(bad("an output pointer is NULL"));
+    }
+    Ok((reader, key(width, height, format)?))
+}
+
+/// A frame handed to C: freed by `camhub_frame_free`.
+fn owned(f: ReadFrame) -> *mut camhub_frame {
+    Box::into_raw(Box::new(camhub_frame {
+        info: info(&f),
+        data: f.raw.data.as_ptr(),
+        owner: Box::into_raw(Box::new(FrameOwner(f.raw))).cast(),
+    }))
+}
+
 /// Reads the newest frame newer than the last one this reader returned, waiting up to `timeout_ms`
 /// (-1: no limit), at `width` x `height` (0 for either keeps the aspect; both 0: the camera's size)
 /// in `format`, into the library-owned `*out` (free it with `camhub_frame_free`).
@@ -345,26 +373,14 @@ pub unsafe extern "C" fn camhub_read(
     out: *mut *mut camhub_frame,
 ) -> camhub_status {
     // SAFETY: as documented.
-    let reader = match unsafe { reader(r) } {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if out.is_null() {
-        return bad("out is NULL");
-    }
-    let key = match key(width, height, format) {
-        Ok(k) => k,
+    let (reader, key) = match unsafe { request(r, out.is_null(), width, height, format) } {
+        Ok(got) => got,
         Err(e) => return e,
     };
     match reader.read(key, timeout(timeout_ms)) {
         Ok(f) => {
-            let frame = camhub_frame {
-                info: info(&f),
-                data: f.raw.data.as_ptr(),
-                owner: Box::into_raw(Box::new(FrameOwner(f.raw))).cast(),
-            };
             // SAFETY: `out` is non-null and writable (documented).
-            unsafe { *out = Box::into_raw(Box::new(frame)) };
+            unsafe { *out = owned(f) };
             camhub_status::CAMHUB_OK
         }
         Err(e) => fail(e),
@@ -388,16 +404,10 @@ pub unsafe extern "C" fn camhub_read_into(
     len: usize,
     info_out: *mut camhub_frame_info,
 ) -> camhub_status {
+    let null = info_out.is_null() || (buf.is_null() && len > 0);
     // SAFETY: as documented.
-    let reader = match unsafe { reader(r) } {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if info_out.is_null() || (buf.is_null() && len > 0) {
-        return bad("buf or info is NULL");
-    }
-    let key = match key(width, height, format) {
-        Ok(k) => k,
+    let (reader, key) = match unsafe { request(r, null, width, height, format) } {
+        Ok(got) => got,
         Err(e) => return e,
     };
     match reader.read(key, timeout(timeout_ms)) {
@@ -435,26 +445,13 @@ pub unsafe extern "C" fn camhub_latest(
     out: *mut *mut camhub_frame,
 ) -> camhub_status {
     // SAFETY: as documented.
-    let reader = match unsafe { reader(r) } {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if out.is_null() {
-        return bad("out is NULL");
-    }
-    let key = match key(width, height, format) {
-        Ok(k) => k,
+    let (reader, key) = match unsafe { request(r, out.is_null(), width, height, format) } {
+        Ok(got) => got,
         Err(e) => return e,
     };
     match reader.latest(key) {
         Ok(got) => {
-            let frame = got.map_or(std::ptr::null_mut(), |f| {
-                Box::into_raw(Box::new(camhub_frame {
-                    info: info(&f),
-                    data: f.raw.data.as_ptr(),
-                    owner: Box::into_raw(Box::new(FrameOwner(f.raw))).cast(),
-                }))
-            });
+            let frame = got.map_or(std::ptr::null_mut(), owned);
             // SAFETY: `out` is non-null and writable (documented).
             unsafe { *out = frame };
             camhub_status::CAMHUB_OK
