@@ -306,6 +306,8 @@ struct Local {
 
 impl Local {
     fn start(config: &camhub_config::Config, id: &str) -> Result<Local, FramesError> {
+        // FFmpeg's own log lines would land on the program's stderr: camhub reports errors itself.
+        camhub_codec::init();
         let runtime = runtime()?;
         let _inside = runtime.enter();
         let hub = Hub::new(config);

@@ -1,5 +1,5 @@
 //! libcamhub.so: the newest frame of a camera, at any size, for C and C++ programs. A thin layer
-//! over [`camhub::frames::Reader`]: `camhub_open` runs camhub's own hub in the process (any source
+//! over [`hub::frames::Reader`] (the `camhub` crate, renamed `hub` here): `camhub_open` runs camhub's own hub in the process (any source
 //! camhub takes), `camhub_connect` reads from a running camhub. `include/camhub.h` is generated from
 //! this file by cbindgen (tests/header.rs keeps it current).
 //!
@@ -19,8 +19,8 @@ use std::ffi::{c_char, CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use camhub::frames::{FramesError, FramesErrorKind, ReadFrame, Reader, Transport};
-use camhub::hub::raw::{PixelFormat, RawFrame, RawKey};
+use hub::frames::{FramesError, FramesErrorKind, ReadFrame, Reader, Transport};
+use hub::hub::raw::{PixelFormat, RawFrame, RawKey};
 
 /// What a call did: `CAMHUB_OK` or why not.
 #[repr(C)]
