@@ -217,3 +217,45 @@ async fn a_resolution_change_reaches_the_reader_as_pictures_of_the_new_size() {
         hub.log_tail(20)
     );
 }
+
+/// A program that polls `frame.raw` a few times a second (each request holds the picture tap for a
+/// moment only) keeps the decoder running: no restart that drops frames up to the next keyframe,
+/// and every answer is a live picture, not one kept from before a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_frame_raw_keeps_the_decoder_live() {
+    let rtsp = RtspServer::start(RtspServerOptions::default().with_size(640, 360, 25)).await;
+    let hub = common::start(&format!(
+        "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
+        rtsp.url("/h264")
+    ))
+    .await;
+    let url = hub.url("/api/cameras/cam/frame.raw?width=160");
+    // The first request starts the camera and decodes the cached GOP (those frames count as dropped).
+    assert_eq!(common::get(&url).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let dropped = common::metric(&hub, "camhub_frames_dropped_total", "cam").await;
+    let mut last_seq = 0u64;
+    for _ in 0..40 {
+        // 5 polls a second for 8 s: well past the decoder's 3 s grace each time it is alone.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let got = common::get(&url).await;
+        assert_eq!(got.status, 200);
+        let seq: u64 = header(&got, "x-frame-seq").parse().unwrap();
+        let age: u64 = header(&got, "x-frame-age-ms").parse().unwrap();
+        assert!(
+            seq > last_seq,
+            "a new picture at every poll: {seq} after {last_seq}"
+        );
+        assert!(
+            age < 1000,
+            "a live picture, not one from before a pause: {age} ms old"
+        );
+        last_seq = seq;
+    }
+    let dropped_now = common::metric(&hub, "camhub_frames_dropped_total", "cam").await;
+    assert_eq!(
+        dropped_now - dropped,
+        0.0,
+        "the decoder dropped frames while polled (it stopped and started again)"
+    );
+}

@@ -314,11 +314,13 @@ impl<'a> Decode<'a> {
             .clone();
         let _runtime = runtime.as_ref().map(|rt| rt.enter());
         let mut sub = (!self.h.demo).then(|| self.h.packets.subscribe(DECODER_MAX_LAG));
-        let mut unwanted_since: Option<Instant> = None;
+        let started = Instant::now();
         loop {
-            if self.h.pictures.subscribers() > 0 {
-                unwanted_since = None;
-            } else if unwanted_since.get_or_insert_with(Instant::now).elapsed() >= self.h.grace {
+            // The grace runs from when the last consumer went, whenever that was: consumers that
+            // come and go between two packets (pollers) must not look like no consumer at all,
+            // or the thread stops and its next start drops everything up to a keyframe.
+            let unwatched = self.h.pictures.unwatched_for().min(started.elapsed());
+            if self.h.pictures.subscribers() == 0 && unwatched >= self.h.grace {
                 break;
             }
             match sub.as_mut() {

@@ -392,6 +392,9 @@ pub struct PictureTap {
     analysing: AtomicUsize,
     /// The rate each analysing subscriber takes pictures at (0 = every picture).
     analysis_rates: Mutex<Vec<f64>>,
+    epoch: Instant,
+    /// ms since `epoch` when the last subscriber went (see [`PictureTap::unwatched_for`]).
+    left_ms: AtomicU64,
 }
 
 impl Default for PictureTap {
@@ -403,6 +406,8 @@ impl Default for PictureTap {
             subscribers: AtomicUsize::new(0),
             analysing: AtomicUsize::new(0),
             analysis_rates: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            left_ms: AtomicU64::new(0),
         }
     }
 }
@@ -470,6 +475,18 @@ impl PictureTap {
     /// Live subscribers.
     pub fn subscribers(&self) -> usize {
         self.subscribers.load(Ordering::SeqCst)
+    }
+
+    /// How long the tap has had no subscriber: zero while it has one, else the time since the last
+    /// one went (since the tap was made if none ever came). Short-lived subscribers (a `frame.raw`
+    /// poller holds one for a request, a few times a second) keep it low even if the decode thread
+    /// never happens to look while one is there.
+    pub fn unwatched_for(&self) -> Duration {
+        if self.subscribers() > 0 {
+            return Duration::ZERO;
+        }
+        let left = self.left_ms.load(Ordering::SeqCst);
+        Duration::from_millis((self.epoch.elapsed().as_millis() as u64).saturating_sub(left))
     }
 
     /// True while every subscriber only analyses pictures (nobody will see them): the decoder
@@ -577,6 +594,8 @@ impl Drop for PictureSubscriber {
             drop(rates);
             self.tap.analysing.fetch_sub(1, Ordering::SeqCst);
         }
+        let now = self.tap.epoch.elapsed().as_millis() as u64;
+        self.tap.left_ms.store(now, Ordering::SeqCst);
         self.tap.subscribers.fetch_sub(1, Ordering::SeqCst);
     }
 }
