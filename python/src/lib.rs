@@ -81,19 +81,7 @@ fn key(width: Option<u32>, height: Option<u32>, format: &str) -> PyResult<RawKey
         )))
         }
     };
-    for (name, v) in [("width", width), ("height", height)] {
-        if v == Some(0) || v.is_some_and(|v| v > 16384) {
-            return Err(PyValueError::new_err(format!(
-                "{name}={} is out of range: use 1 to 16384, or None for the camera's own",
-                v.unwrap_or(0)
-            )));
-        }
-    }
-    Ok(RawKey {
-        width,
-        height,
-        format,
-    })
+    RawKey::new(width, height, format).map_err(|e| PyValueError::new_err(e.message))
 }
 
 /// A frame as (array, metadata dict): the array's shape follows its format.

@@ -242,7 +242,7 @@ impl Reader {
 
     fn check_open(&self) -> Result<(), FramesError> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(closed());
+            return Err(closed_error());
         }
         Ok(())
     }
@@ -264,7 +264,7 @@ impl Drop for Reader {
     }
 }
 
-fn closed() -> FramesError {
+fn closed_error() -> FramesError {
     FramesError::new(FramesErrorKind::Closed, "the reader is closed")
 }
 
@@ -426,10 +426,6 @@ impl Local {
             self.runtime.block_on(shutdown);
         }
     }
-}
-
-fn closed_error() -> FramesError {
-    closed()
 }
 
 /// A camera of a running camhub, read over `/frames`.

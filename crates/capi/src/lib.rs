@@ -162,18 +162,9 @@ fn key(width: u32, height: u32, format: i32) -> Result<RawKey, camhub_status> {
             )))
         }
     };
-    let side = |v: u32, name: &str| match v {
-        0 => Ok(None),
-        1..=16384 => Ok(Some(v)),
-        _ => Err(bad(&format!(
-            "{name} {v} is out of range: 1 to 16384, or 0 for the camera's own"
-        ))),
-    };
-    Ok(RawKey {
-        width: side(width, "width")?,
-        height: side(height, "height")?,
-        format,
-    })
+    // 0 is the camera's own (keeping the aspect when the other side is given).
+    let side = |v: u32| (v != 0).then_some(v);
+    RawKey::new(side(width), side(height), format).map_err(|e| bad(&e.message))
 }
 
 fn info(f: &ReadFrame) -> camhub_frame_info {

@@ -18,7 +18,6 @@ use crate::hub::raw::{PixelFormat, RawFrame, RawKey};
 use crate::hub::status::Metrics;
 use crate::hub::taps::Frame;
 use crate::hub::Camera;
-use camhub_media::size::fit_size;
 use std::sync::Arc;
 
 /// `width`, `height`, `format` (and the access layer's `token`), checked before the camera is
@@ -44,14 +43,7 @@ fn parse_query(q: Option<&str>) -> Result<RawKey, Error> {
             }
         }
     }
-    if let Err(e) = fit_size(640, 480, (1, 1), w, h) {
-        return Err(Error::new(ErrorKind::BadRequest, e.to_string()));
-    }
-    Ok(RawKey {
-        width: w,
-        height: h,
-        format,
-    })
+    RawKey::new(w, h, format)
 }
 
 /// `frame` as `key` asks, through the camera's shared conversion (on a thread: it blocks).

@@ -107,6 +107,25 @@ pub struct RawKey {
     pub format: PixelFormat,
 }
 
+impl RawKey {
+    /// A key whose sides are within what camhub scales to (the one check for `frame.raw`,
+    /// `/frames` and the libraries), or a `BadRequest` naming the side.
+    pub fn new(
+        width: Option<u32>,
+        height: Option<u32>,
+        format: PixelFormat,
+    ) -> Result<RawKey, Error> {
+        // Any source size does: only the requested sides' bounds are checked here.
+        fit_size(640, 480, (1, 1), width, height)
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.to_string()))?;
+        Ok(RawKey {
+            width,
+            height,
+            format,
+        })
+    }
+}
+
 /// One picture as a reader gets it: pixels and what they are.
 #[derive(Debug, Clone)]
 pub struct RawFrame {
