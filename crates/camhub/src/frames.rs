@@ -414,8 +414,8 @@ impl Local {
     fn close(&self) {
         self.stop.store(true, Ordering::SeqCst);
         *self._pictures.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        // Wake readers waiting in other threads: they see the handle closed.
-        self.camera.decode.pictures.wake();
+        // Reads waiting in other threads see the handle closed when their wait slice ends (at most
+        // WAIT_SLICE): `wait_after` waits out its slice, a `wake` would not end it sooner.
         // Closes the connection (an RTSP session gets its TEARDOWN), waiting for it, unless this
         // is an async task (a reader dropped in one), which must not block: then in the background.
         let hub = self.hub.clone();
