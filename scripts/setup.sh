@@ -19,14 +19,15 @@ BUILD=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libsqlite3-dev
   dpkg-dev binutils ca-certificates curl
 )
-# Test: the fixtures (the ffmpeg CLI, a GStreamer RTSP server run by python3-gi, headless Chromium, the
+# Test: the fixtures (the ffmpeg CLI, a GStreamer RTSP server run by python3-gi and GStreamer's rtspsrc with
+# libav's decoder as an RTSP client of camhub, headless Chromium, the
 # mosquitto MQTT broker that tests/mqtt.rs starts on a port of its own, with mosquitto_sub/_pub to look at
 # it by hand), systemd-analyze, which checks the packaged unit (it works without systemd running), valgrind
 # for the C library's leak check, and python3-venv for the Python package's tests (scripts/python-test.sh).
 TEST=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gir1.2-gst-rtsp-server-1.0 python3-gi
   chromium systemd
   mosquitto mosquitto-clients

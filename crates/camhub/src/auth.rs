@@ -495,6 +495,25 @@ impl Auth {
         self.principal_of_user(name, Via::Basic)
     }
 
+    /// An `Authorization` header's value: `Bearer` with an API token, or `Basic` with a user's
+    /// password (HTTP, and RTSP clients). None when it proves nothing.
+    pub async fn authorization(&self, value: &str) -> Option<Principal> {
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            self.token(rest)
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())?;
+            let (user, password) = decoded.split_once(':')?;
+            self.basic(user, password).await
+        } else {
+            None
+        }
+    }
+
     /// An API token (from `Authorization: Bearer` or `?token=`).
     pub fn token(&self, token: &str) -> Option<Principal> {
         if !token.starts_with(TOKEN_PREFIX) {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod mqtt;
 pub mod reload;
+pub mod rtsp;
 pub mod source;
 
 pub use error::{Error, ErrorKind};

@@ -596,6 +596,26 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (another program uses the port? set [server] listen in the config)")
     })?;
+    // The RTSP server's ports are taken up front too: a port in use refuses to start.
+    let rtsp = match config.server.rtsp_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for RTSP on {addr} (another program uses the port? set [server] rtsp_listen in the config)")
+            })?;
+            let udp = match camhub::rtsp::Udp::bind(addr.ip()).await {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    warn!(
+                        "RTSP over UDP is off (no UDP ports on {}: {e}); clients can use TCP",
+                        addr.ip()
+                    );
+                    None
+                }
+            };
+            Some((l, udp))
+        }
+        None => None,
+    };
     // The store holds tokens and sessions, so login opens it here; otherwise the hub opens it when
     // the first camera with motion enabled starts (data_dir is created only when needed).
     let store = if config.auth_enforced() {
@@ -645,7 +665,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     } else if config.server.auth == camhub_config::AuthMode::None {
         warn!("auth = \"none\": anyone who can reach {listen} can watch every camera and change settings");
     }
-    tokio::spawn(reload_on_sighup(reloader, hub.clone(), auth));
+    tokio::spawn(reload_on_sighup(reloader, hub.clone(), auth.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down");
@@ -653,6 +673,28 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     });
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch());
+    }
+    if let Some((listener, udp)) = rtsp {
+        let at = listener.local_addr().ok();
+        let ports = udp.as_ref().map(|u| u.ports());
+        if let Some(at) = at {
+            info!(
+                "RTSP server on rtsp://{at}/{{camera id}} (UDP RTP/RTCP ports {})",
+                ports.map_or("off".to_owned(), |(a, b)| format!("{a}-{b}"))
+            );
+        }
+        let ctx = camhub::rtsp::Context {
+            hub: hub.clone(),
+            auth: auth.clone(),
+            stall_timeout: config.server.stall_timeout,
+            max_connections: config.server.max_connections,
+        };
+        tokio::spawn(camhub::rtsp::serve(
+            listener,
+            udp,
+            ctx,
+            state.shutdown.clone(),
+        ));
     }
     let options = serve::Options::new(&config.server, tls);
     serve::serve(listener, app(state), options, shutdown_wait).await;

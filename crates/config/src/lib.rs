@@ -179,6 +179,7 @@ impl Default for Server {
             max_connections_per_ip: 64,
             max_viewers_per_camera: 100,
             base_path: String::new(),
+            rtsp_listen: None,
         }
     }
 }
@@ -253,6 +254,9 @@ pub struct Server {
     /// `base_path`: serve everything under this path prefix (`"/camhub"`), for a reverse proxy
     /// that forwards a sub-path; normalised without a trailing `/` (default `""`: the root).
     pub base_path: String,
+    /// `rtsp_listen`: where the RTSP server listens (`rtsp://host:port/{id}` re-serves each
+    /// camera's own stream); `None` (the default): no RTSP server.
+    pub rtsp_listen: Option<SocketAddr>,
 }
 
 /// `[server] auth`.

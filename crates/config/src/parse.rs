@@ -54,6 +54,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections_per_ip",
     "max_viewers_per_camera",
     "base_path",
+    "rtsp_listen",
 ];
 const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
 const EVENTS_KEYS: &[&str] = &["retention", "max_size"];
@@ -242,6 +243,7 @@ struct Cx<'a> {
 #[derive(Default)]
 struct ServerSpans {
     listen: Option<Range<usize>>,
+    rtsp_listen: Option<Range<usize>>,
     auth: Option<Range<usize>>,
 }
 
@@ -496,6 +498,23 @@ impl Cx<'_> {
                             path,
                             format!("invalid socket address \"{s}\""),
                             "use an IP address and a port, like \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\"",
+                        ),
+                    }
+                }
+                "rtsp_listen" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    match s.parse() {
+                        Ok(addr) => {
+                            server.rtsp_listen = Some(addr);
+                            spans.rtsp_listen = Some(value.span());
+                        }
+                        Err(_) => self.error(
+                            value.span(),
+                            path,
+                            format!("invalid socket address \"{s}\""),
+                            "use an IP address and a port, like \"127.0.0.1:8554\" or \"0.0.0.0:8554\" (or leave rtsp_listen out: no RTSP server)",
                         ),
                     }
                 }
@@ -923,17 +942,26 @@ impl Cx<'_> {
                 "auth = \"users\" but there is no [[user]]",
                 fix,
             );
-        } else if !server.listen.ip().is_loopback() {
-            let at = spans.listen.clone().unwrap_or(0..0);
+        } else if let Some((addr, at, key)) = [
+            (Some(server.listen), spans.listen.clone(), "server.listen"),
+            (
+                server.rtsp_listen,
+                spans.rtsp_listen.clone(),
+                "server.rtsp_listen",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(a, at, key)| a.filter(|a| !a.ip().is_loopback()).map(|a| (a, at, key)))
+        {
+            let at = at.unwrap_or(0..0);
             let message = format!(
-                "listening on {} (beyond this machine) with no [[user]]: anyone who reaches it could watch every camera",
-                server.listen
+                "listening on {addr} (beyond this machine) with no [[user]]: anyone who reaches it could watch every camera"
             );
             let fix = format!(
                 "add a user — [[user]] name = \"admin\" role = \"admin\" and a password_hash: {HASH_FIX}; \
                  or, to serve without login anyway, set auth = \"none\" in [server]"
             );
-            self.error(at, "server.listen", message, fix);
+            self.error(at, key, message, fix);
         }
     }
 

@@ -140,3 +140,31 @@ fn trusted_proxies_and_origins_are_checked() {
     let e = errors("[server]\ntrusted_proxies = \"10.0.0.1\"\n");
     assert!(e[0].fix.contains("list"), "{}", e[0]);
 }
+
+#[test]
+fn an_rtsp_server_beyond_loopback_needs_a_user_too() {
+    let c = ok("[server]\nrtsp_listen = \"127.0.0.1:8554\"\n");
+    assert_eq!(
+        c.server.rtsp_listen,
+        Some("127.0.0.1:8554".parse().unwrap())
+    );
+    assert_eq!(ok("").server.rtsp_listen, None, "off by default");
+    let e = errors("[server]\nrtsp_listen = \"0.0.0.0:8554\"\n");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("server.rtsp_listen", Some(2))
+    );
+    assert!(e[0].message.contains("0.0.0.0:8554"), "{}", e[0]);
+    let e = errors("[server]\nrtsp_listen = \"8554\"\n");
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("server.rtsp_listen", Some(2))
+    );
+    assert!(e[0].fix.contains("0.0.0.0:8554"), "{}", e[0]);
+    let c = ok(&format!(
+        "[server]\nrtsp_listen = \"0.0.0.0:8554\"\n\n{}password_hash = \"{HASH}\"\nname = \"a\"\n",
+        user("")
+    ));
+    assert!(c.auth_enforced());
+}

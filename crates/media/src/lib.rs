@@ -15,6 +15,7 @@ pub mod motion;
 pub mod multipart;
 pub mod redact;
 pub mod ring;
+pub mod rtp;
 pub mod size;
 pub mod sps;
 pub mod timestamp;

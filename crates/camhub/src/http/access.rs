@@ -15,8 +15,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use camhub_config::IpNet;
 
 use super::AppState;
@@ -128,26 +126,10 @@ async fn credentials(state: &AppState, req: &Parts) -> Credentials {
         let Ok(value) = value.to_str() else {
             return Credentials::Wrong;
         };
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
-        return if scheme.eq_ignore_ascii_case("bearer") {
-            auth.token(rest)
-                .map_or(Credentials::Wrong, Credentials::Valid)
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD
-                .decode(rest)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            match decoded.as_deref().and_then(|d| d.split_once(':')) {
-                Some((user, password)) => auth
-                    .basic(user, password)
-                    .await
-                    .map_or(Credentials::Wrong, Credentials::Valid),
-                None => Credentials::Wrong,
-            }
-        } else {
-            Credentials::Wrong
-        };
+        return auth
+            .authorization(value)
+            .await
+            .map_or(Credentials::Wrong, Credentials::Valid);
     }
     if let Some(p) = cookie(&req.headers, SESSION_COOKIE).and_then(|c| auth.session(c)) {
         return Credentials::Valid(p);

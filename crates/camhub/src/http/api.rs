@@ -80,6 +80,10 @@ pub fn camera_json(cam: &Camera) -> Value {
         // The geometry applied to the camera's pictures (JPEG, WebSocket, motion, snapshots), and
         // whether players get it too: they do only through a transcode.
         "transform": transform_json(&cam.config.transform, cam.transcode.is_some()),
+        // RTSP and WebRTC clients of the camera's own stream (and of its substream).
+        "sessions": cam.sessions.list().iter()
+            .chain(cam.substream.iter().flat_map(|s| s.sessions.list()).collect::<Vec<_>>().iter())
+            .map(|s| s.json()).collect::<Vec<_>>(),
         "substream": cam.substream.as_ref().map(|sub| {
             let s = sub.status.borrow().clone();
             json!({

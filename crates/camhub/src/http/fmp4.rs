@@ -28,7 +28,9 @@ use tokio::sync::watch;
 use super::serve::ConnWritten;
 use super::AppState;
 use crate::error::{Error, ErrorKind};
-use crate::hub::camera::{Admission, ViewerBytes};
+use crate::hub::camera::ViewerBytes;
+use crate::hub::outputs::PacketViewer;
+pub use crate::hub::outputs::{no_packets, unplayable};
 use crate::hub::status::Metrics;
 use crate::hub::taps::{Delivery, PacketSubscriber};
 use crate::hub::{Camera, Hub};
@@ -39,23 +41,6 @@ use crate::hub::{Camera, Hub};
 pub const MAX_LAG: Duration = Duration::from_millis(1500);
 /// How long `stream.mp4` waits for the camera's first keyframe before answering 503.
 const FIRST_KEYFRAME_WITHIN: Duration = Duration::from_secs(15);
-
-/// Why `camera` has no encoded stream to give a player, if it has none at all: the built-in demo
-/// and composites draw their pictures and send no packets (unless they are transcoded).
-pub fn no_packets(camera: &Camera) -> Option<String> {
-    if !camera.decode.demo || camera.transcode.is_some() {
-        return None;
-    }
-    let what = if camera.decode.composite.is_some() {
-        "a composite (drawn from its inputs' pictures, no H.264)"
-    } else {
-        "the built-in demo (a drawn test pattern, no H.264)"
-    };
-    Some(format!(
-        "camera {} is {what}: use its JPEG stream, or set transcode = \"h264\" on it",
-        camera.id()
-    ))
-}
 
 /// Whether a client that can play `codecs` (RFC 6381 strings such as `avc1.640028`, as it tested
 /// them with `MediaSource.isTypeSupported`) can play `coding`: any profile of the family counts,
@@ -193,43 +178,6 @@ impl Mp4Writer {
     }
 }
 
-/// A packet viewer's place under the camera's `max_viewers_per_camera`, counted in a gauge of
-/// its kind while it lives.
-struct ViewerGauge {
-    camera: Arc<Camera>,
-    which: fn(&Metrics) -> &AtomicU64,
-    /// Held for its Drop: the place under `max_viewers_per_camera`.
-    _admission: Admission,
-}
-
-impl ViewerGauge {
-    /// Admits one viewer of `camera` and adds one to its gauge `which`; the error when the
-    /// camera has all the viewers it may have.
-    fn new(camera: Arc<Camera>, which: fn(&Metrics) -> &AtomicU64) -> Result<ViewerGauge, Error> {
-        let admission = camera.admit()?;
-        Metrics::add(which(&camera.metrics), 1);
-        Ok(ViewerGauge {
-            camera,
-            which,
-            _admission: admission,
-        })
-    }
-}
-
-impl Drop for ViewerGauge {
-    fn drop(&mut self) {
-        (self.which)(&self.camera.metrics).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// What a camera sends that players cannot be given without transcoding, and what to do.
-pub fn unplayable(camera: &str, codec: &str) -> String {
-    format!(
-        "camera {camera} sends {codec}, which players cannot be given without transcoding: use its \
-         JPEG stream (stream.mjpeg), or set transcode = \"h264\" on the camera"
-    )
-}
-
 /// One player's feed of a camera's packets as fMP4 (an MSE WebSocket, a `stream.mp4`
 /// response): its place under `max_viewers_per_camera`, its subscription and its writer. It
 /// counts its resyncs and follows a reload that replaces the camera.
@@ -238,7 +186,7 @@ pub struct PlayerFeed {
     sub: PacketSubscriber,
     writer: Mp4Writer,
     /// Held for its Drop; replaced with the camera.
-    _gauge: ViewerGauge,
+    _gauge: PacketViewer,
     kind: fn(&Metrics) -> &AtomicU64,
     resyncs_seen: u64,
 }
@@ -247,7 +195,7 @@ impl PlayerFeed {
     /// Admits a viewer of kind `kind` (its gauge) and subscribes it to the camera's player
     /// packets; the error when the camera has all the viewers it may have.
     pub fn new(camera: Arc<Camera>, kind: fn(&Metrics) -> &AtomicU64) -> Result<PlayerFeed, Error> {
-        let gauge = ViewerGauge::new(camera.clone(), kind)?;
+        let gauge = PacketViewer::new(camera.clone(), kind)?;
         Ok(PlayerFeed {
             sub: camera.subscribe_player_packets(MAX_LAG),
             camera,
@@ -293,7 +241,7 @@ impl PlayerFeed {
         if Arc::ptr_eq(&cam, &self.camera) {
             return false;
         }
-        let Ok(gauge) = ViewerGauge::new(cam.clone(), self.kind) else {
+        let Ok(gauge) = PacketViewer::new(cam.clone(), self.kind) else {
             return false;
         };
         self._gauge = gauge;

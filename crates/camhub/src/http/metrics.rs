@@ -13,7 +13,7 @@ use crate::hub::status::{Histogram, Metrics, LATENCY_BUCKETS};
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     type Getter = fn(&crate::hub::Camera) -> f64;
-    let families: [(&str, &str, &str, Getter); 21] = [
+    let families: [(&str, &str, &str, Getter); 22] = [
         ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
         ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
         ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
@@ -31,6 +31,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_motion_events_total", "counter", "Motion events started (stored or not).", |c| c.motion.state.borrow().starts as f64),
         ("camhub_motion_active", "gauge", "1 while motion is in progress.", |c| f64::from(u8::from(c.motion.state.borrow().active))),
         ("camhub_packet_bytes_out_total", "counter", "Bytes of fragmented MP4 (MSE, stream.mp4) handed to viewers.", |c| Metrics::get(&c.metrics.packet_bytes_out) as f64),
+        ("camhub_rtsp_bytes_out_total", "counter", "Bytes of RTP and RTCP sent to RTSP clients.", |c| Metrics::get(&c.metrics.rtsp_bytes_out) as f64),
         ("camhub_transcode_seconds_total", "counter", "CPU time spent encoding H.264 for transcode.", |c| Metrics::get(&c.metrics.transcode_ns) as f64 / 1e9),
         ("camhub_transform_seconds_total", "counter", "CPU time spent applying the camera's transform (rotate, flip, perspective, crop).", |c| Metrics::get(&c.metrics.transform_ns) as f64 / 1e9),
         ("camhub_keyframe_resyncs_total", "counter", "Times a viewer of the encoded stream fell behind and was moved to the newest keyframe.", |c| Metrics::get(&c.metrics.resyncs) as f64),
@@ -57,6 +58,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             ("mse", Metrics::get(&cam.metrics.mse_viewers)),
             ("mp4", Metrics::get(&cam.metrics.mp4_viewers)),
             ("hls", hls),
+            ("rtsp", Metrics::get(&cam.metrics.rtsp_viewers)),
+            ("webrtc", Metrics::get(&cam.metrics.webrtc_viewers)),
         ] {
             let _ = writeln!(out, "{name}{{camera=\"{}\",kind=\"{kind}\"}} {n}", cam.id());
         }

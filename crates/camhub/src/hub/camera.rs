@@ -97,6 +97,8 @@ pub struct Camera {
     /// The camera's substream (`substream_url`), a camera of its own with the same lifecycle rules:
     /// small variants are made from it, so a grid decodes small streams, not full ones.
     pub substream: Option<Arc<Camera>>,
+    /// The RTSP and WebRTC client sessions of this stream, for the API.
+    pub sessions: super::outputs::Sessions,
 }
 
 impl Camera {
@@ -206,6 +208,7 @@ impl Camera {
             running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
+            sessions: Default::default(),
             logged_error: Mutex::new(None),
             placeholders: Mutex::new(Vec::new()),
         })

@@ -6,6 +6,7 @@ pub mod composite;
 pub mod encode;
 pub mod geometry;
 pub mod motion;
+pub mod outputs;
 pub mod pipeline;
 pub mod raw;
 pub mod render;

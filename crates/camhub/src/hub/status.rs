@@ -178,6 +178,16 @@ pub struct Metrics {
     pub mp4_viewers: AtomicU64,
     /// Bytes of fMP4 (init segments and fragments) handed to viewers.
     pub packet_bytes_out: AtomicU64,
+    /// RTSP sessions playing now (packet-tap consumers: no decode).
+    pub rtsp_viewers: AtomicU64,
+    /// Bytes of RTP and RTCP sent to RTSP clients.
+    pub rtsp_bytes_out: AtomicU64,
+    /// WebRTC peers now (packet-tap consumers: no decode).
+    pub webrtc_viewers: AtomicU64,
+    /// Bytes of media (RTP payload) sent to WebRTC peers.
+    pub webrtc_bytes_out: AtomicU64,
+    /// Keyframe requests (PLI/FIR) WebRTC peers sent.
+    pub webrtc_keyframe_requests: AtomicU64,
     /// Times a packet viewer fell behind and was moved to the newest keyframe.
     pub resyncs: AtomicU64,
     /// The distance to the live edge (newest buffered frame − playing position) MSE players report.
