@@ -653,10 +653,15 @@ impl Camera {
                     }
                     _ = idle_check.tick() => {
                         if !self.demanded() {
-                            info!(
-                                "no consumer took a frame for {}s: closing the connection",
-                                self.config.idle_timeout.as_secs()
-                            );
+                            // Stopping (shutdown, reload) also ends demand: say which it was.
+                            if self.retired() {
+                                info!("camhub stops or replaced the camera: closing the connection");
+                            } else {
+                                info!(
+                                    "no consumer took a frame for {}s: closing the connection",
+                                    self.config.idle_timeout.as_secs()
+                                );
+                            }
                             return Ok(());
                         }
                     }
