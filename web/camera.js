@@ -69,9 +69,12 @@
   let serverDown = false;
   let snapshotUrl = null;
   let mode = 'live';
-  let playerWanted = '';          // '' (auto), 'mse' or 'mjpeg': ?player= or the Player menu
+  let playerWanted = '';          // '' (auto), 'webrtc', 'mse', 'hls' or 'mjpeg': ?player= or the Player menu
   let playerUsed = 'mjpeg';       // what shows the live picture now
   let playerWhy = '';             // why MJPEG, when MSE was not used
+  let webrtcRefused = '';         // auto: the server or the connection said WebRTC cannot play it
+  let rtc = null;                 // the running WebrtcPlayer
+  let rtcInfo = null;             // {codec, width, height} of its picture
   let mseRefused = '';            // auto: the server or browser said MSE cannot play this camera
   let hlsRefused = '';            // auto: the browser's HLS player could not play this camera
   let mse = null;                 // the running MsePlayer
@@ -107,7 +110,7 @@
     }
     mode = MODES.includes(m) ? m : 'live';
     const p = q.get('player');
-    playerWanted = ['mse', 'hls', 'mjpeg'].includes(p) ? p : '';
+    playerWanted = ['webrtc', 'mse', 'hls', 'mjpeg'].includes(p) ? p : '';
     playerSel.value = playerWanted;
   }
 
@@ -178,6 +181,10 @@
     streamImg.removeAttribute('src');
     stopMse();
     if (mode !== 'live' || document.visibilityState === 'hidden') return;
+    if (wantWebrtc()) {
+      startWebrtc();
+      return;
+    }
     if (wantMse()) {
       startMse();
       return;
@@ -195,6 +202,51 @@
     streamRetryTimer = 0;
     streamImg.removeAttribute('src');
     stopMse();
+  }
+
+  // ---------------------------------------------------------------- live video (WebRTC)
+
+  // Auto: WebRTC first (the lowest delay), until the server or the network says it cannot be had
+  // for this camera (a JPEG camera, H.265, UDP blocked) — then MSE, and so on.
+  function wantWebrtc() {
+    if (playerWanted === 'webrtc') return true;
+    if (playerWanted || webrtcRefused) return false;
+    return window.camhub.webrtcAvailable();
+  }
+
+  function startWebrtc() {
+    usePlayer('webrtc');
+    streamLink.href = api + '/stream.mp4';
+    rtc = window.camhub.WebrtcPlayer({
+      video: videoEl,
+      url: api + '/whep',
+      onInfo: function (info) {
+        rtcInfo = info;
+        streamRetries = 0;
+        if (messageEl.dataset.source === 'stream') clearMessage();
+        renderPlayer();
+      },
+      onError: function (text, fatal) {
+        rtc = null;
+        if (fatal && playerWanted !== 'webrtc') {
+          webrtcRefused = text;
+          startStream();
+          return;
+        }
+        const delay = Math.min(15000, 1000 * Math.pow(2, streamRetries));
+        streamRetries += 1;
+        showMessage('Video (WebRTC): ' + text + ' — retrying in ' + Math.round(delay / 1000) + ' s.', true);
+        messageEl.dataset.source = 'stream';
+        streamRetryTimer = setTimeout(startStream, delay);
+      },
+    });
+    rtc.start();
+  }
+
+  function stopWebrtc() {
+    if (rtc) rtc.stop();
+    rtc = null;
+    rtcInfo = null;
   }
 
   // ---------------------------------------------------------------- live video (MSE)
@@ -249,6 +301,7 @@
   }
 
   function stopMse() {
+    stopWebrtc();
     if (mse) mse.stop();
     mse = null;
     mseInfo = null;
@@ -304,7 +357,10 @@
 
   function renderPlayer() {
     playerLabel.dataset.player = playerUsed;
-    if (playerUsed === 'mse') {
+    if (playerUsed === 'webrtc') {
+      playerLabel.textContent = 'WebRTC' + (rtcInfo ? ' · ' + rtcInfo.codec : '');
+      playerLabel.title = "The camera's own video over WebRTC, the lowest delay (no transcoding)";
+    } else if (playerUsed === 'mse') {
       playerLabel.textContent = 'MSE' + (mseInfo ? ' · ' + mseInfo.codec : '');
       playerLabel.title = "The camera's own video, played by the browser (no transcoding)";
     } else if (playerUsed === 'hls') {
@@ -318,6 +374,7 @@
 
   playerSel.addEventListener('change', function () {
     playerWanted = playerSel.value;
+    webrtcRefused = '';
     mseRefused = '';
     hlsRefused = '';
     streamRetries = 0;
@@ -880,6 +937,14 @@
         alerts: window.camhub.alerts.log(),
         player: playerUsed,
         playerWhy,
+        webrtcRefused,
+        webrtc: rtc ? {
+          codec: rtcInfo ? rtcInfo.codec : null,
+          width: videoEl.videoWidth,
+          height: videoEl.videoHeight,
+          currentTime: videoEl.currentTime,
+          connection: rtc.connection() ? rtc.connection().connectionState : 'closed',
+        } : null,
         mse: mse ? mse.summary() : null,
       }, picture.summary());
     },

@@ -16,5 +16,6 @@ pub mod mqtt;
 pub mod reload;
 pub mod rtsp;
 pub mod source;
+pub mod webrtc;
 
 pub use error::{Error, ErrorKind};

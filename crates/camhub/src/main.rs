@@ -643,6 +643,40 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown_wait = shutdown_rx.clone();
+    // WebRTC: one UDP socket for every peer. A port set in the config must be had; the default
+    // one may be taken (another camhub), and then browsers get MSE.
+    let webrtc = {
+        use camhub_config::WebrtcListen;
+        let server = &config.server;
+        let start = |addr| {
+            camhub::webrtc::WebRtc::start(
+                addr,
+                server.webrtc_candidates.clone(),
+                server.ice_servers.clone(),
+                shutdown_rx.clone(),
+            )
+        };
+        match server.webrtc_listen {
+            WebrtcListen::Off => Err(Arc::<str>::from("webrtc_listen = \"off\" in the config")),
+            WebrtcListen::At(addr) => Ok(Arc::new(start(addr).await.with_context(|| {
+                format!("cannot bind WebRTC's UDP port {addr} (another program uses it? set [server] webrtc_listen)")
+            })?)),
+            WebrtcListen::Default => {
+                let addr = std::net::SocketAddr::new(listen.ip(), WebrtcListen::DEFAULT_PORT);
+                match start(addr).await {
+                    Ok(w) => Ok(Arc::new(w)),
+                    Err(e) => {
+                        let why = format!("cannot bind UDP {addr} ({e}); set [server] webrtc_listen to another port");
+                        camhub::webrtc::warn_off(&why);
+                        Err(Arc::<str>::from(why))
+                    }
+                }
+            }
+        }
+    };
+    if let Ok(w) = &webrtc {
+        info!("WebRTC on UDP {}", w.local_addr());
+    }
     let reloader = Arc::new(camhub::reload::Reloader::new(path, config.clone()));
     let state = AppState {
         hub: hub.clone(),
@@ -652,6 +686,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         reloader: reloader.clone(),
         base_path: config.server.base_path.clone().into(),
         hls: Arc::default(),
+        webrtc,
     };
     info!(
         "camhub {} serving {} camera(s) on {}://{}/",

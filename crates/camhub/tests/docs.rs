@@ -57,7 +57,7 @@ const ROOTS: &[&str] = &["/api", "/cameras", "/healthz", "/metrics", "/history"]
 
 /// Paths of later issues the docs may name (on a line that says "planned" or "later"), and which
 /// camhub must not serve yet. `{id}` is a camera id.
-const PLANNED: &[(&str, &str)] = &[("/api/cameras/{id}/whep", "the WebRTC issue")];
+const PLANNED: &[(&str, &str)] = &[];
 
 /// Words that mark a line naming a planned path.
 const PLANNED_MARKERS: &[&str] = &["planned", "later"];

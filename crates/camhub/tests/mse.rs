@@ -358,8 +358,9 @@ async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
     let hub = common::start(&config(&rtsp)).await;
     let mut browser = Chromium::start().await;
 
-    // Automatic choice on an H.264 camera: MSE, playing at the camera's size.
-    browser.open(&hub.url("/cameras/cam")).await;
+    // MSE chosen on an H.264 camera (the automatic choice is WebRTC: tests/webrtc.rs), playing
+    // at the camera's size.
+    browser.open(&hub.url("/cameras/cam?player=mse")).await;
     expect(
         &mut browser,
         &hub,

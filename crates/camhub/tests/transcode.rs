@@ -127,7 +127,8 @@ async fn the_camera_page_plays_a_transcoded_jpeg_camera_through_mse() {
     ))
     .await;
     let mut browser = Chromium::start().await;
-    browser.open(&hub.url("/cameras/esp")).await;
+    // MSE (the automatic choice, WebRTC, plays the same transcoded stream: tests/webrtc.rs).
+    browser.open(&hub.url("/cameras/esp?player=mse")).await;
     let js = "camhub.cameraPage().player === 'mse' && camhub.cameraPage().mse && \
               camhub.cameraPage().mse.width === 480 && camhub.cameraPage().mse.currentTime > 1";
     if !browser.wait_until(js, Duration::from_secs(40)).await {

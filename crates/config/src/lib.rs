@@ -180,6 +180,9 @@ impl Default for Server {
             max_viewers_per_camera: 100,
             base_path: String::new(),
             rtsp_listen: None,
+            webrtc_listen: WebrtcListen::Default,
+            webrtc_candidates: Vec::new(),
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -257,6 +260,30 @@ pub struct Server {
     /// `rtsp_listen`: where the RTSP server listens (`rtsp://host:port/{id}` re-serves each
     /// camera's own stream); `None` (the default): no RTSP server.
     pub rtsp_listen: Option<SocketAddr>,
+    /// `webrtc_listen`: the UDP address WebRTC peers share (default: `listen`'s address, port 8555).
+    pub webrtc_listen: WebrtcListen,
+    /// `webrtc_candidates`: more addresses to offer browsers for WebRTC (a NAT's public address, a
+    /// container host's), besides the one each browser reached camhub at.
+    pub webrtc_candidates: Vec<IpAddr>,
+    /// `ice_servers`: STUN/TURN servers told to WebRTC clients (WHEP `Link` headers).
+    pub ice_servers: Vec<String>,
+}
+
+/// `[server] webrtc_listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebrtcListen {
+    /// Not set: `listen`'s address, UDP port 8555; when it is taken, camhub runs without WebRTC
+    /// (players fall back to MSE) and says so in the log.
+    Default,
+    /// `"off"`: no WebRTC.
+    Off,
+    /// This address; camhub does not start when it cannot be bound.
+    At(SocketAddr),
+}
+
+impl WebrtcListen {
+    /// The default UDP port.
+    pub const DEFAULT_PORT: u16 = 8555;
 }
 
 /// `[server] auth`.

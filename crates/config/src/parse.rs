@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::size::{format_size, parse_size, SIZE_FIX};
 use crate::source::{classify, Scheme};
 use crate::{
     AuthMode, Camera, Config, Credentials, Events, IpNet, MetricsAccess, Motion, Probe, Role,
-    RtspTransport, Server, SourceKind, SourceSpec, User,
+    RtspTransport, Server, SourceKind, SourceSpec, User, WebrtcListen,
 };
 use camhub_media::redact::{percent_decode, redact_url, secrets_of};
 
@@ -55,6 +56,9 @@ const SERVER_KEYS: &[&str] = &[
     "max_viewers_per_camera",
     "base_path",
     "rtsp_listen",
+    "webrtc_listen",
+    "webrtc_candidates",
+    "ice_servers",
 ];
 const USER_KEYS: &[&str] = &["name", "password_hash", "role", "cameras"];
 const EVENTS_KEYS: &[&str] = &["retention", "max_size"];
@@ -499,6 +503,62 @@ impl Cx<'_> {
                             format!("invalid socket address \"{s}\""),
                             "use an IP address and a port, like \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::]:8080\"",
                         ),
+                    }
+                }
+                "webrtc_listen" => {
+                    let Some(s) = self.string(path, value) else {
+                        continue;
+                    };
+                    if s == "off" {
+                        server.webrtc_listen = WebrtcListen::Off;
+                        continue;
+                    }
+                    match s.parse() {
+                        Ok(addr) => server.webrtc_listen = WebrtcListen::At(addr),
+                        Err(_) => self.error(
+                            value.span(),
+                            path,
+                            format!("invalid socket address \"{s}\""),
+                            "use an IP address and a UDP port, like \"0.0.0.0:8555\", or \"off\" for no WebRTC",
+                        ),
+                    }
+                }
+                "webrtc_candidates" => {
+                    let Some(items) = self.string_list(path, value) else {
+                        continue;
+                    };
+                    for (item, at) in items {
+                        match item.parse::<IpAddr>() {
+                            Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => {
+                                server.webrtc_candidates.push(ip)
+                            }
+                            _ => self.error(
+                                at,
+                                path,
+                                format!("invalid address \"{item}\""),
+                                "list the IP addresses browsers reach camhub at, like [\"192.168.1.10\", \"203.0.113.7\"]",
+                            ),
+                        }
+                    }
+                }
+                "ice_servers" => {
+                    let Some(items) = self.string_list(path, value) else {
+                        continue;
+                    };
+                    for (item, at) in items {
+                        let scheme = item.split(':').next().unwrap_or("");
+                        if matches!(scheme, "stun" | "turn" | "turns")
+                            && item.len() > scheme.len() + 1
+                        {
+                            server.ice_servers.push(item);
+                        } else {
+                            self.error(
+                                at,
+                                path,
+                                format!("invalid ICE server \"{item}\""),
+                                "write stun:HOST:PORT or turn:HOST:PORT, like \"stun:stun.l.google.com:19302\"",
+                            );
+                        }
                     }
                 }
                 "rtsp_listen" => {

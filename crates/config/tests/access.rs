@@ -168,3 +168,41 @@ fn an_rtsp_server_beyond_loopback_needs_a_user_too() {
     ));
     assert!(c.auth_enforced());
 }
+
+#[test]
+fn webrtc_keys() {
+    use camhub_config::WebrtcListen;
+    assert_eq!(ok("").server.webrtc_listen, WebrtcListen::Default);
+    let c = ok("[server]\nwebrtc_listen = \"off\"\n");
+    assert_eq!(c.server.webrtc_listen, WebrtcListen::Off);
+    let c = ok(
+        "[server]\nwebrtc_listen = \"127.0.0.1:9000\"\nwebrtc_candidates = [\"192.168.1.10\", \"2001:db8::1\"]\n\
+         ice_servers = [\"stun:stun.example.com:3478\"]\n",
+    );
+    assert_eq!(
+        c.server.webrtc_listen,
+        WebrtcListen::At("127.0.0.1:9000".parse().unwrap())
+    );
+    assert_eq!(c.server.webrtc_candidates.len(), 2);
+    assert_eq!(
+        c.server.ice_servers,
+        vec!["stun:stun.example.com:3478".to_owned()]
+    );
+    let e = errors("[server]\nwebrtc_listen = \"8555\"\n");
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("server.webrtc_listen", Some(2))
+    );
+    assert!(e[0].fix.contains("\"off\""), "{}", e[0]);
+    let e = errors("[server]\nwebrtc_candidates = [\"camhub.lan\"]\n");
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("server.webrtc_candidates", Some(2))
+    );
+    let e = errors("[server]\nice_servers = [\"stun.example.com\"]\n");
+    assert_eq!(
+        (e[0].key.as_str(), e[0].line),
+        ("server.ice_servers", Some(2))
+    );
+    assert!(e[0].fix.contains("stun:"), "{}", e[0]);
+}

@@ -522,7 +522,7 @@ fn unknown_server_key() {
     assert_eq!(
         e.to_string(),
         "camhub.toml:3:3: server.listn: unknown key \"listn\" — did you mean \"listen\"? \
-         valid keys: listen, data_dir, snapshot_timeout, max_variants, max_raw_sizes, stall_timeout, auth, trusted_proxies, allowed_origins, session_lifetime, login_attempts, ban_time, metrics, tls_cert, tls_key, max_connections, max_connections_per_ip, max_viewers_per_camera, base_path, rtsp_listen"
+         valid keys: listen, data_dir, snapshot_timeout, max_variants, max_raw_sizes, stall_timeout, auth, trusted_proxies, allowed_origins, session_lifetime, login_attempts, ban_time, metrics, tls_cert, tls_key, max_connections, max_connections_per_ip, max_viewers_per_camera, base_path, rtsp_listen, webrtc_listen, webrtc_candidates, ice_servers"
     );
     let e = one("[server]\nurl = \"x\"\n");
     assert!(e.fix.contains("\"url\" is a camera key"), "{e}");

@@ -83,7 +83,8 @@ pub struct Camhub {
 }
 
 impl Camhub {
-    /// Writes the config (with `listen` on a free port, see [`rewrite_listen`]) to a temp dir, runs
+    /// Writes the config (with `listen` on a free port, see [`rewrite_listen`], and WebRTC on a free
+    /// UDP port unless the config sets `webrtc_listen`: tests run side by side) to a temp dir, runs
     /// `bin --config FILE` there with `RUST_LOG=info` (unless `RUST_LOG` is set), stdout and stderr to
     /// `camhub.log`, and waits until `GET /healthz` answers 200.
     ///
@@ -96,7 +97,16 @@ impl Camhub {
             .expect("temp dir for camhub");
         let port = free_port();
         let config_path = dir.path().join("camhub.toml");
-        std::fs::write(&config_path, rewrite_listen(config_toml, port)).expect("write camhub.toml");
+        let mut text = rewrite_listen(config_toml, port);
+        if !config_toml.contains("webrtc_listen") {
+            let listen = format!("listen = \"127.0.0.1:{port}\"\n");
+            text = text.replacen(
+                &listen,
+                &format!("{listen}webrtc_listen = \"127.0.0.1:0\"\n"),
+                1,
+            );
+        }
+        std::fs::write(&config_path, text).expect("write camhub.toml");
         let log_path = dir.path().join("camhub.log");
         let log = File::create(&log_path).expect("create camhub.log");
         let log_err = log.try_clone().expect("clone log file handle");

@@ -51,6 +51,11 @@ pub enum Rule {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The local address a request's connection arrived at: an address of this machine the client
+/// can reach (WebRTC offers it as a candidate).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// The rules of the route table, by method and route path: what [`authorize`] looks up.
 #[derive(Clone)]
 pub struct Rules(pub Arc<HashMap<(Method, &'static str), Rule>>);

@@ -13,7 +13,7 @@ use crate::hub::status::{Histogram, Metrics, LATENCY_BUCKETS};
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     type Getter = fn(&crate::hub::Camera) -> f64;
-    let families: [(&str, &str, &str, Getter); 22] = [
+    let families: [(&str, &str, &str, Getter); 24] = [
         ("camhub_frames_in_total", "counter", "Frames received from the camera.", |c| Metrics::get(&c.metrics.frames_in) as f64),
         ("camhub_frames_encoded_total", "counter", "JPEGs encoded (all variants).", |c| Metrics::get(&c.metrics.frames_encoded) as f64),
         ("camhub_frames_out_total", "counter", "JPEG frames handed to viewers.", |c| Metrics::get(&c.metrics.frames_out) as f64),
@@ -32,6 +32,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("camhub_motion_active", "gauge", "1 while motion is in progress.", |c| f64::from(u8::from(c.motion.state.borrow().active))),
         ("camhub_packet_bytes_out_total", "counter", "Bytes of fragmented MP4 (MSE, stream.mp4) handed to viewers.", |c| Metrics::get(&c.metrics.packet_bytes_out) as f64),
         ("camhub_rtsp_bytes_out_total", "counter", "Bytes of RTP and RTCP sent to RTSP clients.", |c| Metrics::get(&c.metrics.rtsp_bytes_out) as f64),
+        ("camhub_webrtc_bytes_out_total", "counter", "Bytes of UDP (media, RTCP, ICE, DTLS) sent to WebRTC peers.", |c| Metrics::get(&c.metrics.webrtc_bytes_out) as f64),
+        ("camhub_webrtc_keyframe_requests_total", "counter", "Keyframe requests (PLI, FIR) from WebRTC peers; each is answered from the cached keyframe (at most one a second per peer).", |c| Metrics::get(&c.metrics.webrtc_keyframe_requests) as f64),
         ("camhub_transcode_seconds_total", "counter", "CPU time spent encoding H.264 for transcode.", |c| Metrics::get(&c.metrics.transcode_ns) as f64 / 1e9),
         ("camhub_transform_seconds_total", "counter", "CPU time spent applying the camera's transform (rotate, flip, perspective, crop).", |c| Metrics::get(&c.metrics.transform_ns) as f64 / 1e9),
         ("camhub_keyframe_resyncs_total", "counter", "Times a viewer of the encoded stream fell behind and was moved to the newest keyframe.", |c| Metrics::get(&c.metrics.resyncs) as f64),

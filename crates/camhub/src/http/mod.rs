@@ -20,6 +20,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod tls;
 pub mod web;
+pub mod whep;
 pub mod ws;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::routing::{delete, get, options, post, put, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub base_path: Arc<str>,
     /// The running HLS segmenters.
     pub hls: Arc<hls::Registry>,
+    /// The WebRTC service, or why there is none (`webrtc_listen = "off"`, its port taken).
+    pub webrtc: Result<Arc<crate::webrtc::WebRtc>, Arc<str>>,
 }
 
 /// One route: method, path, who may use it, and its handler. Every route camhub serves is in
@@ -195,6 +198,30 @@ pub fn routes() -> Vec<Route> {
             get(fmp4::stream),
         ),
         route(M::GET, "/api/cameras/{id}/mse", Rule::Camera, get(mse::mse)),
+        route(
+            M::POST,
+            "/api/cameras/{id}/whep",
+            Rule::Camera,
+            post(whep::offer),
+        ),
+        route(
+            M::OPTIONS,
+            "/api/cameras/{id}/whep",
+            Rule::Public,
+            options(whep::options),
+        ),
+        route(
+            M::DELETE,
+            "/api/cameras/{id}/whep/{session}",
+            Rule::Camera,
+            delete(whep::delete),
+        ),
+        route(
+            M::OPTIONS,
+            "/api/cameras/{id}/whep/{session}",
+            Rule::Public,
+            options(whep::options),
+        ),
         route(
             M::GET,
             "/api/cameras/{id}/hls/index.m3u8",

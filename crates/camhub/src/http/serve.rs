@@ -240,6 +240,7 @@ pub async fn serve(
             }
         };
         tune(&stream, stall_timeout);
+        let local = stream.local_addr().ok();
         let written = Arc::new(AtomicU64::new(0));
         let io = StallIo {
             inner: stream,
@@ -250,6 +251,7 @@ pub async fn serve(
         let conn = Conn {
             app: app.clone(),
             peer,
+            local,
             written,
             stall_timeout,
             stop: shutdown.clone(),
@@ -313,6 +315,8 @@ fn open_files_limit() -> Option<u64> {
 struct Conn {
     app: Router,
     peer: SocketAddr,
+    /// The address the client reached camhub at (WebRTC announces it as its candidate).
+    local: Option<SocketAddr>,
     written: Arc<AtomicU64>,
     stall_timeout: Duration,
     stop: watch::Receiver<bool>,
@@ -354,7 +358,11 @@ impl Conn {
         let app = self.app.clone();
         let written = with_written.then(|| ConnWritten(self.written.clone()));
         let peer = self.peer;
+        let local = self.local;
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            if let Some(l) = local {
+                req.extensions_mut().insert(super::access::LocalAddr(l));
+            }
             if let Some(w) = &written {
                 req.extensions_mut().insert(w.clone());
             }

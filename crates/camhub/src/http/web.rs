@@ -42,6 +42,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/mse-player.js"),
     ),
     (
+        "webrtc-player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/webrtc-player.js"),
+    ),
+    (
         "alerts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/alerts.js"),

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use camhub_media::annexb::Coding;
 use serde_json::{json, Value};
 
 use super::camera::Admission;
@@ -139,4 +140,99 @@ pub fn unplayable(camera: &str, codec: &str) -> String {
         "camera {camera} sends {codec}, which players cannot be given without transcoding: use its \
          JPEG stream (stream.mjpeg), or set transcode = \"h264\" on the camera"
     )
+}
+
+/// Why a camera's stream cannot be described to a packet output (RTSP, WebRTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotDescribed {
+    /// It has no H.264/H.265 to give (the demo, a composite, an MJPEG camera without
+    /// `transcode`): the reason and what to do.
+    Unplayable(String),
+    /// It gave no keyframe in time: the reason, with the camera's last error.
+    NoKeyframe(String),
+}
+
+/// Waits (at most `within`) until `camera`'s player packets (its own, or its transcode's) have a
+/// codec that outputs can be given as is and their parameter sets: what an SDP needs. An idle
+/// camera is opened for it.
+pub async fn described_stream(
+    camera: &Arc<Camera>,
+    max_lag: std::time::Duration,
+    within: std::time::Duration,
+) -> Result<(Coding, super::taps::TapParams), NotDescribed> {
+    if let Some(why) = no_packets(camera) {
+        return Err(NotDescribed::Unplayable(why));
+    }
+    let sub = camera.subscribe_player_packets(max_lag);
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        camera.touch();
+        if let Some(p) = sub.params() {
+            let Some(coding) = Coding::from_name(&p.codec) else {
+                return Err(NotDescribed::Unplayable(unplayable(camera.id(), &p.codec)));
+            };
+            if !p.parameter_sets.is_empty() {
+                return Ok((coding, p));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            let status = camera.status.borrow().clone();
+            let why = status
+                .last_error
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(NotDescribed::NoKeyframe(format!(
+                "camera {} gave no keyframe within {} s{why}",
+                camera.id(),
+                within.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Where a packet output (RTSP, WebRTC) stands on its subscription: it starts at a keyframe, and
+/// starts again at one after the tap skipped it ahead (it fell behind) or the camera reconnected.
+#[derive(Debug)]
+pub struct KeyframeGate {
+    generation: u64,
+    awaiting: bool,
+}
+
+impl Default for KeyframeGate {
+    fn default() -> Self {
+        KeyframeGate {
+            generation: 0,
+            awaiting: true,
+        }
+    }
+}
+
+impl KeyframeGate {
+    /// Whether delivery `d` is to be sent: `Some(true)` for the keyframe a new stretch starts at,
+    /// `Some(false)` for the packets after it, `None` for packets to drop until a keyframe. A skip
+    /// is counted as a resync in `metrics`.
+    pub fn admit(&mut self, d: &super::taps::Delivery, metrics: &Metrics) -> Option<bool> {
+        if d.skipped > 0 && !self.awaiting {
+            Metrics::add(&metrics.resyncs, 1);
+            self.awaiting = true;
+        }
+        if d.packet.generation != self.generation {
+            self.generation = d.packet.generation;
+            self.awaiting = true;
+        }
+        if !self.awaiting {
+            return Some(false);
+        }
+        if !d.packet.keyframe {
+            return None;
+        }
+        self.awaiting = false;
+        Some(true)
+    }
+
+    /// Waits for the next keyframe again (a new subscription).
+    pub fn restart(&mut self) {
+        self.awaiting = true;
+    }
 }

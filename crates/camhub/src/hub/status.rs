@@ -184,7 +184,7 @@ pub struct Metrics {
     pub rtsp_bytes_out: AtomicU64,
     /// WebRTC peers now (packet-tap consumers: no decode).
     pub webrtc_viewers: AtomicU64,
-    /// Bytes of media (RTP payload) sent to WebRTC peers.
+    /// Bytes of UDP (media, RTCP, ICE, DTLS) sent to WebRTC peers.
     pub webrtc_bytes_out: AtomicU64,
     /// Keyframe requests (PLI/FIR) WebRTC peers sent.
     pub webrtc_keyframe_requests: AtomicU64,

@@ -25,7 +25,9 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::auth::{Auth, Principal};
-use crate::hub::outputs::{no_packets, unplayable, OutputSession, PacketViewer};
+use crate::hub::outputs::{
+    described_stream, unplayable, KeyframeGate, NotDescribed, OutputSession, PacketViewer,
+};
 use crate::hub::status::Metrics;
 use crate::hub::taps::{Delivery, PacketSubscriber};
 use crate::hub::{Camera, Hub};
@@ -156,8 +158,7 @@ struct Player {
     transport: Transport,
     timeline: Timeline,
     rtp_base: u32,
-    generation: u64,
-    awaiting_keyframe: bool,
+    gate: KeyframeGate,
     /// The last RTP time sent and when (for sender reports).
     last: Option<(u32, Instant)>,
     /// Held for its Drop: the place under `max_viewers_per_camera` and the gauge.
@@ -370,47 +371,23 @@ impl Connection {
     /// camera is opened and waited for (at most [`DESCRIBE_WITHIN`]).
     async fn describe(&self, t: &Target) -> Result<(Arc<Camera>, StreamDesc), Refusal> {
         let camera = stream_of(&self.ctx.hub, t)?;
-        if let Some(why) = no_packets(&camera) {
-            return Err(Refusal::new(StatusCode::UnsupportedMediaType, why));
-        }
-        let sub = camera.subscribe_player_packets(MAX_LAG);
-        let deadline = Instant::now() + DESCRIBE_WITHIN;
-        loop {
-            camera.touch();
-            if let Some(p) = sub.params() {
-                let Some(coding) = Coding::from_name(&p.codec) else {
-                    return Err(Refusal::new(
-                        StatusCode::UnsupportedMediaType,
-                        unplayable(camera.id(), &p.codec),
-                    ));
-                };
-                if !p.parameter_sets.is_empty() {
-                    let parameter_sets = p.parameter_sets.iter().map(|b| b.to_vec()).collect();
-                    return Ok((
-                        camera,
-                        StreamDesc {
-                            coding,
-                            parameter_sets,
-                        },
-                    ));
-                }
+        match described_stream(&camera, MAX_LAG, DESCRIBE_WITHIN).await {
+            Ok((coding, params)) => {
+                let parameter_sets = params.parameter_sets.iter().map(|b| b.to_vec()).collect();
+                Ok((
+                    camera,
+                    StreamDesc {
+                        coding,
+                        parameter_sets,
+                    },
+                ))
             }
-            if Instant::now() >= deadline {
-                let status = camera.status.borrow().clone();
-                let why = status
-                    .last_error
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default();
-                return Err(Refusal::new(
-                    StatusCode::ServiceUnavailable,
-                    format!(
-                        "camera {} gave no keyframe within {} s{why}",
-                        camera.id(),
-                        DESCRIBE_WITHIN.as_secs()
-                    ),
-                ));
+            Err(NotDescribed::Unplayable(why)) => {
+                Err(Refusal::new(StatusCode::UnsupportedMediaType, why))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(NotDescribed::NoKeyframe(why)) => {
+                Err(Refusal::new(StatusCode::ServiceUnavailable, why))
+            }
         }
     }
 
@@ -446,8 +423,7 @@ impl Connection {
             transport,
             timeline: Timeline::default(),
             rtp_base: rtptime,
-            generation: 0,
-            awaiting_keyframe: true,
+            gate: KeyframeGate::default(),
             last: None,
             _viewer: viewer,
             buf: Vec::with_capacity(64 * 1024),
@@ -471,20 +447,10 @@ impl Connection {
         };
         p.camera.touch();
         let pk = &d.packet;
-        if d.skipped > 0 && !p.awaiting_keyframe {
-            Metrics::add(&p.camera.metrics.resyncs, 1);
-            p.awaiting_keyframe = true;
-        }
-        if pk.generation != p.generation {
-            p.generation = pk.generation;
-            p.awaiting_keyframe = true;
-        }
-        if p.awaiting_keyframe {
-            if !pk.keyframe {
-                return true;
-            }
-            p.awaiting_keyframe = false;
-            p.timeline.rejoin();
+        match p.gate.admit(&d, &p.camera.metrics) {
+            None => return true,
+            Some(true) => p.timeline.rejoin(),
+            Some(false) => {}
         }
         let (_, pts, _) = p.timeline.place(pk.dts, pk.pts);
         let ts = p.rtp_base.wrapping_add(pts as u32);
