@@ -97,6 +97,13 @@ fn restart_keys(old: &Server, new: &Server) -> Vec<&'static str> {
             old.max_viewers_per_camera != new.max_viewers_per_camera,
         ),
         ("base_path", old.base_path != new.base_path),
+        ("rtsp_listen", old.rtsp_listen != new.rtsp_listen),
+        ("webrtc_listen", old.webrtc_listen != new.webrtc_listen),
+        (
+            "webrtc_candidates",
+            old.webrtc_candidates != new.webrtc_candidates,
+        ),
+        ("ice_servers", old.ice_servers != new.ice_servers),
     ];
     keys.into_iter()
         .filter(|(_, differs)| *differs)

@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use camhub_testkit::{Camhub, RtspServer, RtspServerOptions};
+use camhub_testkit::{Camhub, OneClientMjpegCamera, RtspServer, RtspServerOptions};
 use common::{camera, eventually, get, metric, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -485,5 +485,43 @@ async fn rtsp_clients_log_in_with_a_users_password_or_a_token() {
     assert!(
         !hub.log().contains(token),
         "the token never reaches the log"
+    );
+}
+
+/// An MJPEG camera is served as RTP/JPEG (RFC 2435) when its JPEGs are baseline with the standard
+/// Huffman tables (as an ESP32-CAM's, or these that came as RTP/JPEG); one whose encoder optimises
+/// its tables (the ffmpeg CLI's) is refused with the reason and what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mjpeg_camera_is_served_as_rtp_jpeg() {
+    let src = RtspServer::start(RtspServerOptions::default()).await;
+    let esp = OneClientMjpegCamera::start(320, 240, 10).await;
+    let cfg = format!(
+        "[server]\nrtsp_listen = \"127.0.0.1:0\"\n\n\
+         [[camera]]\nid = \"jpeg\"\nurl = \"{}\"\n\n\
+         [[camera]]\nid = \"optimised\"\nurl = \"{}\"\n",
+        src.url("/mjpeg"),
+        esp.url()
+    );
+    let hub = start(&cfg).await;
+    let port = rtsp_port(&hub).await;
+    let url = format!("rtsp://127.0.0.1:{port}/jpeg");
+    assert_eq!(probe(&url).await, ("mjpeg".into(), 640, 360));
+    let dir = tempfile::tempdir().unwrap();
+    record_and_decode(&url, "tcp", dir.path(), 15).await;
+    assert_eq!(
+        metric(&hub, "camhub_decode_seconds_total", "jpeg").await,
+        0.0,
+        "JPEGs are passed through, not decoded"
+    );
+    let refused = exchange(
+        port,
+        format!("DESCRIBE rtsp://127.0.0.1:{port}/optimised RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(refused.starts_with("RTSP/1.0 415"), "{refused}");
+    assert!(
+        refused.contains("Huffman") && refused.contains("transcode"),
+        "{refused}"
     );
 }

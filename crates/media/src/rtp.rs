@@ -1,4 +1,5 @@
-//! RTP out: one H.264 (RFC 6184) or H.265 (RFC 7798) access unit into RTP packets, the RTCP sender
+//! RTP out: one H.264 (RFC 6184) or H.265 (RFC 7798) access unit, or one baseline JPEG (RFC 2435),
+//! into RTP packets, the RTCP sender
 //! report, and the SDP of such a stream. What camhub's RTSP server sends its clients; the packets of
 //! one access unit are written back to back into one buffer, so a TCP client gets them in one
 //! write (RFC 2326 §10.12 interleaving, `$`, channel, length) and a UDP client one datagram each.
@@ -231,6 +232,268 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// The RTP payload type of JPEG (RFC 3551, static).
+pub const JPEG_PT: u8 = 26;
+
+/// What RFC 2435 (RTP/JPEG) carries of one baseline JPEG: its type, size in 8-pixel blocks,
+/// quantization tables, restart interval and entropy-coded scan. Huffman tables are not carried
+/// (the receiver uses the standard ones), so a JPEG with other tables is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpJpeg<'a> {
+    /// 0 (4:2:2) or 1 (4:2:0), plus 64 with restart markers.
+    pub kind: u8,
+    /// Width / 8, rounded up.
+    pub width8: u8,
+    /// Height / 8, rounded up.
+    pub height8: u8,
+    /// The luma then the chroma quantization table (8-bit, zigzag order as in DQT).
+    pub tables: [u8; 128],
+    /// The restart interval (DRI), 0 for none.
+    pub restart: u16,
+    /// The scan data, after the SOS header and up to (not including) EOI.
+    pub scan: &'a [u8],
+}
+
+/// A frame header's width, height and (sampling factors, quantization table) of each component.
+type Frame = (u16, u16, [(u8, u8); 3]);
+
+/// Reads what RFC 2435 needs of a whole JPEG; the error says why it cannot be carried.
+pub fn rtp_jpeg(data: &[u8]) -> Result<RtpJpeg<'_>, String> {
+    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+        return Err("not a JPEG".into());
+    }
+    let mut tables: [Option<[u8; 64]>; 4] = [None; 4];
+    let mut sof: Option<Frame> = None;
+    let mut restart = 0u16;
+    let mut pos = 2;
+    loop {
+        while data.get(pos) == Some(&0xFF) && data.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let (Some(&ff), Some(&marker)) = (data.get(pos), data.get(pos + 1)) else {
+            return Err("truncated before its image data".into());
+        };
+        if ff != 0xFF {
+            return Err(format!("expected a marker at byte {pos}"));
+        }
+        if matches!(marker, 0x01 | 0xD0..=0xD7) {
+            pos += 2;
+            continue;
+        }
+        let len = match (data.get(pos + 2), data.get(pos + 3)) {
+            (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => return Err("truncated segment".into()),
+        };
+        let body = data
+            .get(pos + 4..pos + 2 + len)
+            .filter(|_| len >= 2)
+            .ok_or("truncated segment")?;
+        match marker {
+            0xDB => {
+                let mut b = body;
+                while let Some((&pq_tq, rest)) = b.split_first() {
+                    if pq_tq >> 4 != 0 {
+                        return Err("16-bit quantization tables are not carried by RTP/JPEG".into());
+                    }
+                    let t = rest.get(..64).ok_or("truncated DQT")?;
+                    let mut table = [0u8; 64];
+                    table.copy_from_slice(t);
+                    tables[usize::from(pq_tq & 3)] = Some(table);
+                    b = &rest[64..];
+                }
+            }
+            0xC4 => check_huffman(body)?,
+            0xDD => {
+                restart = body
+                    .get(..2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    .ok_or("truncated DRI")?;
+            }
+            0xC0 => {
+                let [8, h0, h1, w0, w1, 3, c @ ..] = body else {
+                    return Err(
+                        "only 8-bit three-component (YCbCr) baseline JPEGs are carried by RTP/JPEG"
+                            .into(),
+                    );
+                };
+                let c = c.get(..9).ok_or("truncated SOF")?;
+                let comps = [(c[1], c[2]), (c[4], c[5]), (c[7], c[8])];
+                sof = Some((
+                    u16::from_be_bytes([*w0, *w1]),
+                    u16::from_be_bytes([*h0, *h1]),
+                    comps,
+                ));
+            }
+            0xC1..=0xCF if marker != 0xC4 && marker != 0xC8 && marker != 0xCC => {
+                return Err("only baseline JPEGs are carried by RTP/JPEG (this one is progressive or extended)".into());
+            }
+            0xDA => {
+                let (w, h, comps) = sof.ok_or("no frame header before the image data")?;
+                let kind = match (comps[0].0, comps[1].0, comps[2].0) {
+                    (0x21, 0x11, 0x11) => 0,
+                    (0x22, 0x11, 0x11) => 1,
+                    _ => return Err("only 4:2:0 and 4:2:2 JPEGs are carried by RTP/JPEG".into()),
+                };
+                if w == 0 || h == 0 || w > 2040 || h > 2040 {
+                    return Err(format!("{w}x{h} is beyond RTP/JPEG's 2040x2040"));
+                }
+                if comps[1].1 != comps[2].1 {
+                    return Err(
+                        "the two chroma components use different quantization tables".into(),
+                    );
+                }
+                let luma =
+                    tables[usize::from(comps[0].1 & 3)].ok_or("a quantization table is missing")?;
+                let chroma =
+                    tables[usize::from(comps[1].1 & 3)].ok_or("a quantization table is missing")?;
+                let mut both = [0u8; 128];
+                both[..64].copy_from_slice(&luma);
+                both[64..].copy_from_slice(&chroma);
+                let start = pos + 2 + len;
+                let mut end = data.len();
+                while end > start && data[end - 1] != 0xD9 {
+                    end -= 1;
+                }
+                if end < start + 2 || data[end - 2] != 0xFF {
+                    return Err("no end of image (truncated JPEG)".into());
+                }
+                return Ok(RtpJpeg {
+                    kind: kind + if restart > 0 { 64 } else { 0 },
+                    width8: w.div_ceil(8) as u8,
+                    height8: h.div_ceil(8) as u8,
+                    tables: both,
+                    restart,
+                    scan: &data[start..end - 2],
+                });
+            }
+            _ => {}
+        }
+        pos += 2 + len;
+    }
+}
+
+/// Standard Huffman tables (JPEG Annex K.3): (class, id, code counts, symbols).
+const STANDARD_HUFFMAN: [(u8, u8, [u8; 16], &[u8]); 4] = [
+    (
+        0,
+        0,
+        [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    ),
+    (
+        0,
+        1,
+        [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0],
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    ),
+    (
+        1,
+        0,
+        [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d],
+        &AC_LUMA,
+    ),
+    (
+        1,
+        1,
+        [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77],
+        &AC_CHROMA,
+    ),
+];
+
+const AC_LUMA: [u8; 162] = [
+    0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+    0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+    0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+    0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
+    0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+    0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+    0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3, 0xc4, 0xc5,
+    0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe1, 0xe2,
+    0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+];
+
+const AC_CHROMA: [u8; 162] = [
+    0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
+    0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
+    0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1, 0x17, 0x18, 0x19, 0x1a, 0x26,
+    0x27, 0x28, 0x29, 0x2a, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
+    0x49, 0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+    0x69, 0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
+    0x88, 0x89, 0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5,
+    0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3,
+    0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda,
+    0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+];
+
+/// Refuses a DHT segment that defines any table other than the standard ones (RFC 2435 receivers
+/// decode with those).
+fn check_huffman(mut body: &[u8]) -> Result<(), String> {
+    while let Some((&tc_th, rest)) = body.split_first() {
+        let counts = rest.get(..16).ok_or("truncated DHT")?;
+        let n: usize = counts.iter().map(|c| usize::from(*c)).sum();
+        let symbols = rest.get(16..16 + n).ok_or("truncated DHT")?;
+        let standard = STANDARD_HUFFMAN
+            .iter()
+            .any(|(c, i, k, s)| tc_th == (c << 4 | i) && counts == k && symbols == *s);
+        if !standard {
+            return Err("its Huffman tables are not the standard ones (an encoder with optimised tables), which RTP/JPEG cannot carry".into());
+        }
+        body = &rest[16 + n..];
+    }
+    Ok(())
+}
+
+impl Packetizer {
+    /// Appends the RFC 2435 packets of one JPEG (see [`rtp_jpeg`]) with RTP time `ts`, like
+    /// [`Packetizer::packetize`]: the quantization tables in the first packet (Q = 255), a restart
+    /// header in each with restart markers, the marker bit on the last. Returns the packets.
+    pub fn packetize_jpeg(
+        &mut self,
+        j: &RtpJpeg<'_>,
+        ts: u32,
+        out: &mut Vec<u8>,
+        ranges: &mut Vec<std::ops::Range<usize>>,
+    ) -> usize {
+        let mut offset = 0usize;
+        let mut count = 0;
+        loop {
+            let mut head = Vec::with_capacity(8 + 4 + 4 + 128);
+            head.push(0);
+            head.extend_from_slice(&(offset as u32).to_be_bytes()[1..]);
+            head.extend_from_slice(&[j.kind, 255, j.width8, j.height8]);
+            if j.kind >= 64 {
+                // Restart interval; F = L = 1 and count 0x3FFF: the packet holds whole intervals
+                // or the receiver reassembles the frame first (camhub sends whole frames).
+                head.extend_from_slice(&j.restart.to_be_bytes());
+                head.extend_from_slice(&[0xFF, 0xFF]);
+            }
+            if offset == 0 {
+                head.extend_from_slice(&[0, 0, 0, 128]);
+                head.extend_from_slice(&j.tables);
+            }
+            let room = MAX_PAYLOAD - head.len();
+            let end = (offset + room).min(j.scan.len());
+            let last = end == j.scan.len();
+            self.packet(out, ranges, ts, last, &head, &j.scan[offset..end]);
+            count += 1;
+            offset = end;
+            if last {
+                return count;
+            }
+        }
+    }
+}
+
+/// The SDP media description of an RTP/JPEG stream.
+pub fn sdp_media_jpeg(control: &str) -> String {
+    format!(
+        "m=video 0 RTP/AVP {JPEG_PT}\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:{JPEG_PT} JPEG/90000\r\na=control:{control}\r\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +668,111 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    /// A synthetic baseline JPEG: standard Huffman tables unless `huffman` is given, 4:2:0,
+    /// `restart` (DRI) if not 0, and a scan of `scan_len` bytes.
+    fn jpeg(huffman: Option<&[u8]>, sof: u8, restart: u16, scan_len: usize) -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8];
+        let seg = |j: &mut Vec<u8>, marker: u8, body: &[u8]| {
+            j.extend_from_slice(&[0xFF, marker]);
+            j.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+            j.extend_from_slice(body);
+        };
+        let mut dqt = vec![0u8];
+        dqt.extend(1..=64u8);
+        dqt.push(1);
+        dqt.extend(101..=164u8);
+        seg(&mut j, 0xDB, &dqt);
+        seg(
+            &mut j,
+            sof,
+            &[8, 0, 180, 1, 64, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1],
+        );
+        let dht: Vec<u8> = match huffman {
+            Some(h) => h.to_vec(),
+            None => STANDARD_HUFFMAN
+                .iter()
+                .flat_map(|(c, i, k, v)| {
+                    std::iter::once(c << 4 | i)
+                        .chain(k.iter().copied())
+                        .chain(v.iter().copied())
+                })
+                .collect(),
+        };
+        seg(&mut j, 0xC4, &dht);
+        if restart > 0 {
+            seg(&mut j, 0xDD, &restart.to_be_bytes());
+        }
+        seg(&mut j, 0xDA, &[3, 1, 0, 2, 0x11, 3, 0x11, 0, 63, 0]);
+        j.extend((0..scan_len).map(|i| (i % 200) as u8 + 1));
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        j
+    }
+
+    #[test]
+    fn a_baseline_jpeg_becomes_rfc_2435_packets() {
+        let data = jpeg(None, 0xC0, 0, 5000);
+        let j = rtp_jpeg(&data).expect("carried");
+        assert_eq!((j.kind, j.width8, j.height8, j.restart), (1, 40, 23, 0));
+        assert_eq!(&j.tables[..3], &[1, 2, 3]);
+        assert_eq!(&j.tables[64..67], &[101, 102, 103]);
+        assert_eq!(j.scan.len(), 5000);
+        let mut p = Packetizer::new(1, 0, JPEG_PT, Framing::Datagram);
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        let n = p.packetize_jpeg(&j, 77, &mut out, &mut ranges);
+        assert_eq!(n, ranges.len());
+        let mut scan = Vec::new();
+        for (i, r) in ranges.iter().enumerate() {
+            let pk = &out[r.clone()];
+            assert!(pk.len() <= HEADER + MAX_PAYLOAD);
+            assert_eq!(pk[1] & 0x7f, JPEG_PT);
+            assert_eq!(pk[1] & 0x80 != 0, i + 1 == n, "marker on the last only");
+            let h = &pk[HEADER..];
+            let offset = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+            assert_eq!(offset, scan.len(), "fragments are contiguous");
+            assert_eq!(&h[4..8], &[1, 255, 40, 23]);
+            let body = if offset == 0 {
+                assert_eq!(&h[8..12], &[0, 0, 0, 128]);
+                assert_eq!(&h[12..140], &j.tables[..]);
+                &h[140..]
+            } else {
+                &h[8..]
+            };
+            scan.extend_from_slice(body);
+        }
+        assert_eq!(scan, j.scan);
+
+        // Restart markers: type + 64 and a restart header in every packet.
+        let with_dri = jpeg(None, 0xC0, 10, 3000);
+        let j = rtp_jpeg(&with_dri).expect("carried");
+        assert_eq!((j.kind, j.restart), (65, 10));
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        p.packetize_jpeg(&j, 0, &mut out, &mut ranges);
+        for r in &ranges {
+            assert_eq!(
+                &out[r.start + HEADER + 8..r.start + HEADER + 12],
+                &[0, 10, 0xFF, 0xFF]
+            );
+        }
+        assert!(sdp_media_jpeg("trackID=0").contains("a=rtpmap:26 JPEG/90000"));
+    }
+
+    #[test]
+    fn jpegs_rtp_cannot_carry_are_refused_with_the_reason() {
+        let mut odd = vec![0x00];
+        odd.extend([0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        odd.extend([3, 4]);
+        let e = rtp_jpeg(&jpeg(Some(&odd), 0xC0, 0, 100)).expect_err("optimised tables");
+        assert!(e.contains("Huffman"), "{e}");
+        let e = rtp_jpeg(&jpeg(None, 0xC2, 0, 100)).expect_err("progressive");
+        assert!(e.contains("baseline"), "{e}");
+        let mut cut = jpeg(None, 0xC0, 0, 100);
+        cut.truncate(cut.len() - 2);
+        assert!(rtp_jpeg(&cut).is_err());
+        assert!(rtp_jpeg(b"\xFF\xD8").is_err());
+        for n in 0..cut.len() {
+            let _ = rtp_jpeg(&cut[..n]);
+        }
     }
 }

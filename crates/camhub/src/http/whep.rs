@@ -53,19 +53,20 @@ pub async fn offer(
     let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| Error::new(ErrorKind::BadRequest, "the offer is not UTF-8 text"))?;
     let camera = state.hub.camera(&id)?;
-    let (coding, params) = described_stream(&camera, Duration::from_secs(1), DESCRIBE_WITHIN)
-        .await
-        .map_err(|e| match e {
-            NotDescribed::Unplayable(why) => Error::new(ErrorKind::UnsupportedMedia, why),
-            NotDescribed::NoKeyframe(why) => Error::new(ErrorKind::Unavailable, why),
-        })?;
-    if coding != Coding::H264 {
+    let (coding, params) =
+        described_stream(&camera, Duration::from_secs(1), DESCRIBE_WITHIN, false)
+            .await
+            .map_err(|e| match e {
+                NotDescribed::Unplayable(why) => Error::new(ErrorKind::UnsupportedMedia, why),
+                NotDescribed::NoKeyframe(why) => Error::new(ErrorKind::Unavailable, why),
+            })?;
+    if coding != Some(Coding::H264) {
         return Err(Error::new(
             ErrorKind::UnsupportedMedia,
             format!(
                 "camera {id} sends {}, and browsers take only H.264 over WebRTC from camhub: set \
                  transcode = \"h264\" on the camera, or play it through MSE",
-                coding.name()
+                params.codec
             ),
         ));
     }

@@ -154,12 +154,14 @@ pub enum NotDescribed {
 
 /// Waits (at most `within`) until `camera`'s player packets (its own, or its transcode's) have a
 /// codec that outputs can be given as is and their parameter sets: what an SDP needs. An idle
-/// camera is opened for it.
+/// camera is opened for it. With `jpeg`, a JPEG camera's packets are taken too (the coding is then
+/// `None`).
 pub async fn described_stream(
     camera: &Arc<Camera>,
     max_lag: std::time::Duration,
     within: std::time::Duration,
-) -> Result<(Coding, super::taps::TapParams), NotDescribed> {
+    jpeg: bool,
+) -> Result<(Option<Coding>, super::taps::TapParams), NotDescribed> {
     if let Some(why) = no_packets(camera) {
         return Err(NotDescribed::Unplayable(why));
     }
@@ -168,11 +170,14 @@ pub async fn described_stream(
     loop {
         camera.touch();
         if let Some(p) = sub.params() {
+            if jpeg && p.codec == "mjpeg" {
+                return Ok((None, p));
+            }
             let Some(coding) = Coding::from_name(&p.codec) else {
                 return Err(NotDescribed::Unplayable(unplayable(camera.id(), &p.codec)));
             };
             if !p.parameter_sets.is_empty() {
-                return Ok((coding, p));
+                return Ok((Some(coding), p));
             }
         }
         if std::time::Instant::now() >= deadline {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use camhub_media::annexb::Coding;
 use camhub_media::fmp4::Timeline;
-use camhub_media::rtp::{Framing, Packetizer};
+use camhub_media::rtp::{rtp_jpeg, Framing, Packetizer, JPEG_PT};
 use rand::RngCore;
 use rtsp_types::{headers, Method, Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -153,7 +153,8 @@ pub async fn serve(
 struct Player {
     camera: Arc<Camera>,
     sub: PacketSubscriber,
-    coding: Coding,
+    /// `None`: JPEG (RFC 2435).
+    coding: Option<Coding>,
     packetizer: Packetizer,
     transport: Transport,
     timeline: Timeline,
@@ -371,7 +372,39 @@ impl Connection {
     /// camera is opened and waited for (at most [`DESCRIBE_WITHIN`]).
     async fn describe(&self, t: &Target) -> Result<(Arc<Camera>, StreamDesc), Refusal> {
         let camera = stream_of(&self.ctx.hub, t)?;
-        match described_stream(&camera, MAX_LAG, DESCRIBE_WITHIN).await {
+        match described_stream(&camera, MAX_LAG, DESCRIBE_WITHIN, true).await {
+            Ok((None, _)) => {
+                // RTP/JPEG carries only some JPEGs: look at one of this camera's.
+                let mut sub = camera.subscribe_packets(MAX_LAG);
+                let first = tokio::time::timeout(DESCRIBE_WITHIN, sub.next()).await;
+                let d = first.map_err(|_| {
+                    Refusal::new(
+                        StatusCode::ServiceUnavailable,
+                        format!(
+                            "camera {} gave no picture within {} s",
+                            camera.id(),
+                            DESCRIBE_WITHIN.as_secs()
+                        ),
+                    )
+                })?;
+                if let Err(why) = rtp_jpeg(&d.packet.data) {
+                    return Err(Refusal::new(
+                        StatusCode::UnsupportedMediaType,
+                        format!(
+                            "camera {}'s JPEGs cannot be sent as RTP/JPEG (RFC 2435): {why}; set \
+                             transcode = \"h264\" on the camera to serve it as H.264",
+                            camera.id()
+                        ),
+                    ));
+                }
+                Ok((
+                    camera,
+                    StreamDesc {
+                        coding: None,
+                        parameter_sets: Vec::new(),
+                    },
+                ))
+            }
             Ok((coding, params)) => {
                 let parameter_sets = params.parameter_sets.iter().map(|b| b.to_vec()).collect();
                 Ok((
@@ -405,12 +438,16 @@ impl Connection {
             .map_err(|e| Refusal::new(StatusCode::ServiceUnavailable, e.message))?;
         let sub = camera.subscribe_player_packets(MAX_LAG);
         let codec = sub.params().map(|p| p.codec).unwrap_or_default();
-        let coding = Coding::from_name(&codec).ok_or_else(|| {
-            Refusal::new(
-                StatusCode::UnsupportedMediaType,
-                unplayable(camera.id(), &codec),
-            )
-        })?;
+        let coding = match Coding::from_name(&codec) {
+            Some(c) => Some(c),
+            None if codec == "mjpeg" => None,
+            None => {
+                return Err(Refusal::new(
+                    StatusCode::UnsupportedMediaType,
+                    unplayable(camera.id(), &codec),
+                ))
+            }
+        };
         let framing = match transport {
             Transport::Tcp { channel } => Framing::Interleaved(channel),
             Transport::Udp { .. } => Framing::Datagram,
@@ -419,7 +456,12 @@ impl Connection {
             camera,
             sub,
             coding,
-            packetizer: Packetizer::new(ssrc, seq, 96, framing),
+            packetizer: Packetizer::new(
+                ssrc,
+                seq,
+                if coding.is_some() { 96 } else { JPEG_PT },
+                framing,
+            ),
             transport,
             timeline: Timeline::default(),
             rtp_base: rtptime,
@@ -456,8 +498,23 @@ impl Connection {
         let ts = p.rtp_base.wrapping_add(pts as u32);
         p.buf.clear();
         p.ranges.clear();
-        p.packetizer
-            .packetize(p.coding, &pk.data, ts, &mut p.buf, &mut p.ranges);
+        match p.coding {
+            Some(c) => {
+                p.packetizer
+                    .packetize(c, &pk.data, ts, &mut p.buf, &mut p.ranges);
+            }
+            None => match rtp_jpeg(&pk.data) {
+                Ok(j) => {
+                    p.packetizer
+                        .packetize_jpeg(&j, ts, &mut p.buf, &mut p.ranges);
+                }
+                // One JPEG RTP cannot carry (the camera changed encoder settings): skipped.
+                Err(why) => {
+                    debug!(peer = %self.peer, "rtsp: a JPEG skipped: {why}");
+                    return true;
+                }
+            },
+        }
         p.last = Some((ts, Instant::now()));
         let n = p.buf.len();
         let ok = match p.transport {

@@ -202,8 +202,8 @@ pub fn parse_transport(header: &str) -> Result<Transport, String> {
 /// What DESCRIBE and SETUP need to know of a stream.
 #[derive(Debug, Clone)]
 pub struct StreamDesc {
-    /// Its coding.
-    pub coding: Coding,
+    /// Its coding; `None` for JPEG (RFC 2435).
+    pub coding: Option<Coding>,
     /// Its parameter sets (NAL units without start codes), for the SDP.
     pub parameter_sets: Vec<Vec<u8>>,
 }
@@ -363,7 +363,10 @@ impl Conn {
                      a=range:npt=now-\r\n{}",
                     self.random() >> 12,
                     target.name(),
-                    camhub_media::rtp::sdp_media(stream.coding, 96, &sets, "trackID=0")
+                    match stream.coding {
+                        Some(c) => camhub_media::rtp::sdp_media(c, 96, &sets, "trackID=0"),
+                        None => camhub_media::rtp::sdp_media_jpeg("trackID=0"),
+                    }
                 );
                 Ok((
                     ok(req)
@@ -607,7 +610,7 @@ mod tests {
 
     fn desc() -> StreamDesc {
         StreamDesc {
-            coding: Coding::H264,
+            coding: Some(Coding::H264),
             parameter_sets: vec![vec![0x67, 0x42, 0xc0, 0x1f], vec![0x68, 0xce]],
         }
     }

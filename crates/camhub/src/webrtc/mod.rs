@@ -90,7 +90,6 @@ impl WebRtc {
             bound_ip: addr.ip(),
             candidates,
             peers: HashMap::new(),
-            next_id: 1,
             packets_tx: ptx,
         };
         tokio::spawn(driver.run(rx, prx, shutdown));
@@ -175,7 +174,6 @@ struct Driver {
     bound_ip: IpAddr,
     candidates: Vec<IpAddr>,
     peers: HashMap<u64, Peer>,
-    next_id: u64,
     packets_tx: mpsc::Sender<Routed>,
 }
 
@@ -293,8 +291,13 @@ impl Driver {
         };
         rtc.handle_input(Input::Timeout(now))
             .map_err(|e| Error::new(ErrorKind::Internal, format!("webrtc: {e}")))?;
-        let id = self.next_id;
-        self.next_id += 1;
+        // Unguessable: a session's number is what its DELETE needs.
+        let id = loop {
+            let n = rand::random::<u64>() >> 11;
+            if n != 0 && !self.peers.contains_key(&n) {
+                break n;
+            }
+        };
         let session = o
             .camera
             .sessions
