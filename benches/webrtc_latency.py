@@ -980,6 +980,7 @@ def run_player(args, kind, browser, camhub, source, port, geo):
         win1 = w.stop()
         res["one"] = win1
         res["lat1"] = [s[1] for s in samples]
+        res["gap1_max"] = max((b[0] - a[0] for a, b in zip(samples, samples[1:])), default=None)
         res["lat1_stats"] = stats
         res["state1"] = browser.cdp.eval(tab["sid"], STATE_JS)
         src = source.frames(win1["t0_ms"] - 200, win1["t1_ms"] - 200)
@@ -1001,6 +1002,7 @@ def run_player(args, kind, browser, camhub, source, port, geo):
         r = take(browser, tab)
         res["many"] = win4
         res["latN"] = [s[1] for s in r["samples"]]
+        res["gapN_max"] = max((b[0] - a[0] for a, b in zip(r["samples"], r["samples"][1:])), default=None)
         res["latN_stats"] = {k: r[k] for k in stats}
         res["stateN"] = [browser.cdp.eval(tb["sid"], STATE_JS) for tb in tabs]
         res["cameraN"] = camera_status(port)
@@ -1092,7 +1094,7 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("## Glass-to-glass latency (1 viewer)")
     add("")
     add("| player | frames | median ms | p99 ms | p90 ms | min ms | max ms | frames skipped | rAF/s | "
-        f"median with {args.viewers} viewers (frames) |")
+        f"median / p99 with {args.viewers} viewers (frames, skipped) |")
     add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, p in players.items():
         v, s = p["lat1"], p["lat1_stats"]
@@ -1100,7 +1102,8 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
         add(f"| **{kind}** | {len(v)} | {f1(pct(v, .5))} | {f1(pct(v, .99))} | {f1(pct(v, .9))} | "
             f"{f1(min(v) if v else None)} | {f1(max(v) if v else None)} | {s.get('skipped', 0)} | "
             f"{f1(s.get('rafs', 0) / wall / args.rounds if wall else None)} | "
-            f"{f1(pct(p['latN'], .5))} ({len(p['latN'])}) |")
+            f"{f1(pct(p['latN'], .5))} / {f1(pct(p['latN'], .99))} ({len(p['latN'])}, "
+            f"{sum(r.get('latN_stats', {}).get('skipped', 0) for r in p['rounds'])}) |")
     for name, r in refs.items():
         v = r.get("lat", [])
         add(f"| {name} | {len(v)} | {f1(pct(v, .5))} | {f1(pct(v, .99))} | {f1(pct(v, .9))} | "
@@ -1115,6 +1118,27 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
         "avdec_h264 ! appsink sync=false` reading the code from each decoded picture, straight from the source and "
         "through camhub's RTSP re-serving (`rtsp_listen`), run before the players: the floor a player could reach, and "
         "what camhub's relay adds to it. " + (f"Source x264 encode alone: median {f1(pct(enc, .5))} ms." if enc else ""))
+    add("")
+    add("### Where the time goes (medians)")
+    add("")
+    ref_src = refs.get("native client ← source (no camhub)", {}).get("lat")
+    ref_cam = refs.get("native client ← camhub RTSP re-serve", {}).get("lat")
+    add(f"- the source, frame made → its last RTP packet leaves the payloader: {f1(pct(sent, .5))} ms "
+        f"(x264 alone {f1(pct(enc, .5))} ms)")
+    add(f"- a native player (GStreamer, no jitter buffer, no display) straight from the source: "
+        f"{f1(pct(ref_src, .5))} ms; through camhub's RTSP re-serve: {f1(pct(ref_cam, .5))} ms, so camhub's relay "
+        f"adds about {f1(pct(ref_cam, .5) - pct(ref_src, .5) if ref_src and ref_cam else None)} ms")
+    for kind, p in players.items():
+        if p["lat1"] and ref_cam:
+            add(f"- {kind} in Chromium: {pct(p['lat1'], .5):.1f} ms, i.e. {pct(p['lat1'], .5) - pct(ref_cam, .5):.1f} ms "
+                "more than the native player through camhub (the browser path: "
+                + {"webrtc": "WebRTC jitter buffer, decode, paint",
+                   "mse": "the MSE player's buffer behind the live edge, decode, paint",
+                   "mjpeg": "camhub's decode + JPEG encode, the JPEG's decode in the page, paint"}[kind]
+                + ", rAF sampling)")
+    add("")
+    add("(camhub's WHEP, MSE and MJPEG paths are not its RTSP one, so the differences are approximate: WebRTC and MSE "
+        "are the same packet hand-off, MJPEG adds camhub's decode and JPEG encode.)")
     add("")
     lat = {k: pct(p["lat1"], .5) for k, p in players.items() if p["lat1"]}
     lat99 = {k: pct(p["lat1"], .99) for k, p in players.items() if p["lat1"]}
@@ -1159,8 +1183,16 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("Every viewer is a whole camera page: besides its player it holds the camera WebSocket (`/ws`, mode off) and "
         "polls `/api/cameras` every 2 s, so \"per viewer\" is the page's cost, not only the stream's. MJPEG viewers "
         "of one size share one decode + JPEG encode (the decode and encode columns); WebRTC and MSE viewers get the "
-        "camera's own packets, nothing decoded. CPU-s/s over a 20 s window is a few dozen 10 ms clock ticks: "
-        "differences under ~0.005 CPU-s/s are noise on this machine.")
+        "camera's own packets, nothing decoded. "
+        f"CPU-s/s over a {args.duration:g} s window is counted in 10 ms clock ticks and the machine is shared: "
+        "differences under ~0.005 CPU-s/s are noise here.")
+    add("")
+    add(f"Viewers: {args.viewers} targets (`Target.createTarget`, each in its own window) in the one Chromium, "
+        "not several Chromium processes. Chromium's own CPU per extra viewer: "
+        + ", ".join(f"{k} {p['chromium_per_viewer']:.2f}" for k, p in players.items() if "chromium_per_viewer" in p)
+        + " CPU-s/s (software decode and paint; for MJPEG a JPEG decode per frame per target). With 2 cores, "
+        "4 viewers' Chromium competes with camhub and the source for the CPU: the latency and frames-skipped "
+        f"columns at {args.viewers} viewers show what that does to the first target.")
     add("")
     add("camhub threads above 0.003 CPU-s/s with "
         f"{args.viewers} viewers (last round):")
@@ -1173,8 +1205,9 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("## Player detail")
     add("")
     add("| player | first picture s (page open → picture) | decode failures / rAF without picture (1 viewer) | "
-        "codes going backwards | browser's own figures (last round, 1 viewer) |")
-    add("|---|---:|---:|---:|---|")
+        f"codes going backwards | longest wait for a new picture ms, 1 / {args.viewers} viewers | "
+        "browser's own figures (last round, 1 viewer) |")
+    add("|---|---:|---:|---:|---:|---|")
     for kind, p in players.items():
         s = p["lat1_stats"]
         st = p["last"].get("state1") or {}
@@ -1196,13 +1229,17 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
                          f"{rtp.get('decoderImplementation')}")
         ms = st.get("mse")
         if ms:
-            extra.append(f"MSE: {ms.get('delay')} s behind the newest buffered frame, camhub-reported latency "
-                         f"{ms.get('latency')} s, jumps {ms.get('jumps')}")
+            def ms_(x):
+                return "–" if x is None else f"{1000 * x:.0f} ms"
+            extra.append(f"MSE player: {ms_(ms.get('delay'))} behind the newest buffered frame, its own latency "
+                         f"estimate (from camhub's receive times) {ms_(ms.get('latency'))}, jumps {ms.get('jumps')}")
         q = st.get("quality")
         if q and kind != "mjpeg":
             extra.append(f"video frames {q['total']}, dropped {q['dropped']}")
         add(f"| {kind} | {', '.join(f'{x:.2f}' for x in p['first_picture_s']) or '–'} | "
             f"{s.get('bad', 0) + s.get('crc', 0)} / {s.get('noPicture', 0)} | {s.get('back', 0)} | "
+            f"{f1(max((r.get('gap1_max') or 0 for r in p['rounds']), default=None), '.0f')} / "
+            f"{f1(max((r.get('gapN_max') or 0 for r in p['rounds']), default=None), '.0f')} | "
             f"{'; '.join(extra) or '–'} |")
     add("")
     add("## camhub log and errors")

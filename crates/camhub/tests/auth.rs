@@ -47,7 +47,9 @@ fn client() -> Client {
 
 /// A route path with its parameters filled in with things that exist.
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "a").replace("{file}", "app.js")
+    path.replace("{id}", "a")
+        .replace("{file}", "app.js")
+        .replace("{session}", "12345")
 }
 
 #[tokio::test]
@@ -68,10 +70,23 @@ async fn every_route_outside_the_public_list_refuses_anonymous_requests() {
             "GET /login",
             "GET /{file}",
             "POST /api/login",
+            "OPTIONS /api/cameras/{id}/whep",
+            "OPTIONS /api/cameras/{id}/whep/{session}",
             "GET /healthz"
         ],
-        "only the login page, its assets and /healthz are public"
+        "only the login page, its assets, WHEP's OPTIONS (CORS preflights carry no credentials) \
+         and /healthz are public"
     );
+    // WHEP's OPTIONS says what the endpoint accepts, the same for any id: it reveals no camera.
+    for id in ["a", "no-such-camera"] {
+        let r = http
+            .request(Method::OPTIONS, hub.url(&format!("/api/cameras/{id}/whep")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{id}");
+        assert_eq!(r.headers()["accept-post"], "application/sdp");
+    }
     let mut checked = 0;
     for route in &routes {
         let url = hub.url(&concrete(route.path));
