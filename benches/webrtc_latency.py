@@ -39,7 +39,13 @@ One run:
   decode; MJPEG decodes and encodes JPEG once per frame for any number of viewers of one size),
   camhub_packet_viewers{kind=...}, camhub_webrtc_bytes_out_total, Chromium's CPU (all its processes) and
   the rest of the machine's ("others busy": the machine is shared, 2 cores, other sessions' builds run).
-Prints Markdown and writes (or replaces) its section at the end of benches/RESULTS.md (--results '' not to).
+  Stalls: the longest wait for a new picture in the page, next to the longest gap between two animation
+  frames (a page that did not draw at all: Chromium starved of CPU, not a stream that stopped), WebRTC's
+  own freeze count (getStats, through a hook on RTCPeerConnection installed before the page's scripts),
+  the MSE player's distance from the live edge, camhub's WARN/ERROR and WebRTC log lines.
+Prints Markdown and writes (or replaces) its section at the end of benches/RESULTS.md (--results '' not to);
+raw data, camhub's, the source's and Chromium's logs stay in /tmp/camhub-webrtc-lat-*/; `--report-from
+/tmp/camhub-webrtc-lat-*/raw.json` writes the report of that run again without measuring.
 
 Needs: /usr/bin/python3 with python3-gi, python3-numpy, GStreamer 1.22+ with gst-rtsp-server, x264enc,
 avdec_h264 (gst-libav); /usr/lib/chromium/chromium. Build camhub (a private target dir, from a clean export
@@ -489,7 +495,8 @@ SAMPLER = r"""
   cv.width = 2 * G.bits; cv.height = 5;
   const ctx = cv.getContext('2d', { willReadFrequently: true });
   const S = window.__lat = { samples: [], rafs: 0, noPicture: 0, bad: 0, crc: 0, back: 0, codes: 0,
-                             skipped: 0, last: null, on: true, t0: Date.now(), firstCode: null, lastCode: null };
+                             skipped: 0, last: null, on: true, t0: Date.now(), firstCode: null, lastCode: null,
+                             rafAt: 0, rafGap: 0 };
   function crc8(bytes) {
     let c = 0;
     for (const b of bytes) {
@@ -512,6 +519,8 @@ SAMPLER = r"""
     requestAnimationFrame(tick);
     S.rafs++;
     const now = Date.now();
+    if (S.rafAt) S.rafGap = Math.max(S.rafGap, now - S.rafAt);   // the page itself not drawing
+    S.rafAt = now;
     const p = picture();
     if (!p) { S.noPicture++; return; }
     const k = p[1] / G.w;                    // the picture may not be the source's size
@@ -547,8 +556,9 @@ SAMPLER = r"""
   requestAnimationFrame(tick);
   window.__latTake = function () {
     const out = { samples: S.samples, rafs: S.rafs, noPicture: S.noPicture, bad: S.bad, crc: S.crc,
-                  back: S.back, codes: S.codes, skipped: S.skipped, t: Date.now() };
+                  back: S.back, codes: S.codes, skipped: S.skipped, rafGap: S.rafGap, t: Date.now() };
     S.samples = []; S.rafs = 0; S.noPicture = 0; S.bad = 0; S.crc = 0; S.back = 0; S.codes = 0; S.skipped = 0;
+    S.rafGap = 0;
     return out;
   };
   return 'ok';
@@ -966,14 +976,15 @@ def run_player(args, kind, browser, camhub, source, port, geo):
         take(browser, tab)                         # drop the warm-up samples
         # 1 viewer: latency and CPU over the same window (longer if too few frames were seen)
         w = Window(camhub, source, browser, port)
-        samples, stats = [], {"rafs": 0, "noPicture": 0, "bad": 0, "crc": 0, "back": 0, "codes": 0, "skipped": 0}
+        samples, stats = [], {"rafs": 0, "noPicture": 0, "bad": 0, "crc": 0, "back": 0, "codes": 0, "skipped": 0,
+                              "rafGap": 0}
         t_end = time.monotonic() + args.duration
         while True:
             time.sleep(max(0.0, min(2.0, t_end - time.monotonic())))
             r = take(browser, tab)
             samples += r["samples"]
             for k in stats:
-                stats[k] += r[k]
+                stats[k] = max(stats[k], r[k]) if k == "rafGap" else stats[k] + r[k]
             if time.monotonic() >= t_end and (len(samples) >= args.min_samples or
                                                time.monotonic() > t_end + args.duration):
                 break
@@ -1054,7 +1065,7 @@ def merge_rounds(rows):
         stats = {}
         for r in rs:
             for k, v in r.get("lat1_stats", {}).items():
-                stats[k] = stats.get(k, 0) + v
+                stats[k] = max(stats.get(k, 0), v) if k == "rafGap" else stats.get(k, 0) + v
         m["lat1_stats"] = stats
         m["first_picture_s"] = [r["first_picture_s"] for r in rs if "first_picture_s" in r]
         m["visibility"] = [v for r in rs for v in r.get("visibility", [])]
@@ -1093,26 +1104,27 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("")
     add("## Glass-to-glass latency (1 viewer)")
     add("")
-    add("| player | frames | median ms | p99 ms | p90 ms | min ms | max ms | frames skipped | rAF/s | "
-        f"median / p99 with {args.viewers} viewers (frames, skipped) |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("| player | frames | median ms | p99 ms | p90 ms | min ms | max ms | median per round ms | frames skipped | "
+        f"rAF/s | median / p99 with {args.viewers} viewers (frames, skipped) |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, p in players.items():
         v, s = p["lat1"], p["lat1_stats"]
         wall = (p.get("one") or {}).get("wall") or 0
         add(f"| **{kind}** | {len(v)} | {f1(pct(v, .5))} | {f1(pct(v, .99))} | {f1(pct(v, .9))} | "
-            f"{f1(min(v) if v else None)} | {f1(max(v) if v else None)} | {s.get('skipped', 0)} | "
+            f"{f1(min(v) if v else None)} | {f1(max(v) if v else None)} | "
+            f"{', '.join(f1(pct(r.get('lat1'), .5)) for r in p['rounds'])} | {s.get('skipped', 0)} | "
             f"{f1(s.get('rafs', 0) / wall / args.rounds if wall else None)} | "
             f"{f1(pct(p['latN'], .5))} / {f1(pct(p['latN'], .99))} ({len(p['latN'])}, "
             f"{sum(r.get('latN_stats', {}).get('skipped', 0) for r in p['rounds'])}) |")
     for name, r in refs.items():
         v = r.get("lat", [])
         add(f"| {name} | {len(v)} | {f1(pct(v, .5))} | {f1(pct(v, .99))} | {f1(pct(v, .9))} | "
-            f"{f1(min(v) if v else None)} | {f1(max(v) if v else None)} | – | – | – |")
+            f"{f1(min(v) if v else None)} | {f1(max(v) if v else None)} | – | – | – | – |")
     sent = [x for p in players.values() for x in p["source_sent_ms"]]
     enc = idle.get("source_enc_ms", [])
     add(f"| source only: frame made → last RTP packet out of the payloader | {len(sent)} | {f1(pct(sent, .5))} | "
         f"{f1(pct(sent, .99))} | {f1(pct(sent, .9))} | {f1(min(sent) if sent else None)} | "
-        f"{f1(max(sent) if sent else None)} | – | – | – |")
+        f"{f1(max(sent) if sent else None)} | – | – | – | – |")
     add("")
     add("Native references (no browser): a GStreamer client `rtspsrc latency=0 protocols=tcp ! rtph264depay ! "
         "avdec_h264 ! appsink sync=false` reading the code from each decoded picture, straight from the source and "
@@ -1126,8 +1138,9 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add(f"- the source, frame made → its last RTP packet leaves the payloader: {f1(pct(sent, .5))} ms "
         f"(x264 alone {f1(pct(enc, .5))} ms)")
     add(f"- a native player (GStreamer, no jitter buffer, no display) straight from the source: "
-        f"{f1(pct(ref_src, .5))} ms; through camhub's RTSP re-serve: {f1(pct(ref_cam, .5))} ms, so camhub's relay "
-        f"adds about {f1(pct(ref_cam, .5) - pct(ref_src, .5) if ref_src and ref_cam else None)} ms")
+        f"{f1(pct(ref_src, .5))} ms; through camhub's RTSP re-serve: {f1(pct(ref_cam, .5))} ms: camhub's relay "
+        f"adds {f1(pct(ref_cam, .5) - pct(ref_src, .5) if ref_src and ref_cam else None)} ms (under 1 ms is no "
+        "measurable delay)")
     for kind, p in players.items():
         if p["lat1"] and ref_cam:
             add(f"- {kind} in Chromium: {pct(p['lat1'], .5):.1f} ms, i.e. {pct(p['lat1'], .5) - pct(ref_cam, .5):.1f} ms "
@@ -1153,6 +1166,23 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
             f"**{'MET' if ok else 'NOT MET'}**" + ("" if ok else f" ({best} is lower by {lat['webrtc'] - others[best]:.1f} ms)"))
         add(f"- p99: WebRTC {lat99['webrtc']:.1f} ms vs "
             f"{', '.join(f'{k} {lat99[k]:.1f} ms' for k in others)}: **{'MET' if ok99 else 'NOT MET'}**")
+        per_round = []
+        for i in range(args.rounds):
+            meds = {k: pct(p["rounds"][i].get("lat1"), .5) for k, p in players.items() if i < len(p["rounds"])}
+            if meds.get("webrtc") is not None and all(v is not None for v in meds.values()):
+                per_round.append(all(meds["webrtc"] < v for k, v in meds.items() if k != "webrtc"))
+        if per_round:
+            add(f"- WebRTC's median the lowest in each round: {sum(per_round)} of {len(per_round)} rounds: "
+                f"**{'MET' if all(per_round) else 'NOT MET'}**")
+        mse_r = [pct(r.get("lat1"), .5) for r in players.get("mse", {}).get("rounds", []) if r.get("lat1")]
+        if len(mse_r) > 1 and max(mse_r) - min(mse_r) > 100:
+            add(f"- MSE's latency differs from round to round ({', '.join(f'{x:.0f}' for x in mse_r)} ms): the MSE "
+                "player nudges (plays 10 % fast) only while it is more than 0.35 s behind the newest buffered frame "
+                "and jumps only past 0.8 s, so it stays anywhere up to 0.35 s behind, wherever it settled after its start "
+                "(the player detail below has its distance per round)")
+    elif "webrtc" in lat:
+        add("- not compared: only WebRTC gave samples" + ("; " + "; ".join(e for p in players.values() for e in p["errors"])
+                                                          if any(p["errors"] for p in players.values()) else ""))
     else:
         add("- **NOT MEASURED**: " + ("; ".join(e for p in players.values() for e in p["errors"]) or "no WebRTC samples"))
     add("")
@@ -1183,7 +1213,7 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("Every viewer is a whole camera page: besides its player it holds the camera WebSocket (`/ws`, mode off) and "
         "polls `/api/cameras` every 2 s, so \"per viewer\" is the page's cost, not only the stream's. MJPEG viewers "
         "of one size share one decode + JPEG encode (the decode and encode columns); WebRTC and MSE viewers get the "
-        "camera's own packets, nothing decoded. "
+        "camera's own packets, nothing decoded (a per-viewer figure at or below 0 means: no cost above the noise). "
         f"CPU-s/s over a {args.duration:g} s window is counted in 10 ms clock ticks and the machine is shared: "
         "differences under ~0.005 CPU-s/s are noise here.")
     add("")
@@ -1205,7 +1235,8 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     add("## Player detail")
     add("")
     add("| player | first picture s (page open → picture) | decode failures / rAF without picture (1 viewer) | "
-        f"codes going backwards | longest wait for a new picture ms, 1 / {args.viewers} viewers | "
+        f"codes going backwards | longest wait for a new picture ms, 1 / {args.viewers} viewers (longest gap between "
+        "two animation frames of the page) | "
         "browser's own figures (last round, 1 viewer) |")
     add("|---|---:|---:|---:|---:|---|")
     for kind, p in players.items():
@@ -1225,21 +1256,36 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
                 extra.append(f"decode {1000 * (rtp.get('totalDecodeTime') or 0) / rtp['framesDecoded']:.1f} ms avg")
             extra.append(f"frames received/decoded/dropped {rtp.get('framesReceived')}/{rtp.get('framesDecoded')}/"
                          f"{rtp.get('framesDropped')}, packets lost {rtp.get('packetsLost')}, freezes "
-                         f"{rtp.get('freezeCount')}, PLI {rtp.get('pliCount')}, NACK {rtp.get('nackCount')}, decoder "
-                         f"{rtp.get('decoderImplementation')}")
-        ms = st.get("mse")
-        if ms:
+                         f"{rtp.get('freezeCount')}, PLI {rtp.get('pliCount')}, NACK {rtp.get('nackCount')}"
+                         + (f", decoder {rtp['decoderImplementation']}" if rtp.get("decoderImplementation") else ""))
+        if kind == "mse":
             def ms_(x):
-                return "–" if x is None else f"{1000 * x:.0f} ms"
-            extra.append(f"MSE player: {ms_(ms.get('delay'))} behind the newest buffered frame, its own latency "
-                         f"estimate (from camhub's receive times) {ms_(ms.get('latency'))}, jumps {ms.get('jumps')}")
+                return "–" if x is None else f"{1000 * x:.0f}"
+            per = []
+            for r in p["rounds"]:
+                a, b = (r.get("state_start") or {}).get("mse") or {}, (r.get("state1") or {}).get("mse") or {}
+                per.append(f"{ms_(a.get('delay'))} → {ms_(b.get('delay'))} ms behind the newest buffered frame "
+                           f"(own latency estimate {ms_(a.get('latency'))} → {ms_(b.get('latency'))} ms, "
+                           f"jumps {b.get('jumps')})")
+            extra.append("MSE player, per round, first picture → end of the 1-viewer window: " + "; ".join(per))
         q = st.get("quality")
         if q and kind != "mjpeg":
             extra.append(f"video frames {q['total']}, dropped {q['dropped']}")
+        if kind == "webrtc":
+            fr = []
+            for r in p["rounds"]:
+                rtps = [x.get("rtp") or {} for x in r.get("stateN", [])]
+                fr.append(f"{'/'.join(str(x.get('freezeCount')) for x in rtps)} "
+                          f"({sum(x.get('totalFreezesDuration') or 0 for x in rtps):.1f} s in all, packets lost "
+                          f"{sum(x.get('packetsLost') or 0 for x in rtps)}, machine busy "
+                          f"{(r.get('many') or {}).get('machine_busy', 0):.2f} cores)")
+            extra.append(f"with {args.viewers} viewers, freezes per target (counted since each target opened), per "
+                         "round: " + "; ".join(fr))
         add(f"| {kind} | {', '.join(f'{x:.2f}' for x in p['first_picture_s']) or '–'} | "
             f"{s.get('bad', 0) + s.get('crc', 0)} / {s.get('noPicture', 0)} | {s.get('back', 0)} | "
             f"{f1(max((r.get('gap1_max') or 0 for r in p['rounds']), default=None), '.0f')} / "
-            f"{f1(max((r.get('gapN_max') or 0 for r in p['rounds']), default=None), '.0f')} | "
+            f"{f1(max((r.get('gapN_max') or 0 for r in p['rounds']), default=None), '.0f')} ("
+            f"{s.get('rafGap', 0)} / {max((r.get('latN_stats', {}).get('rafGap', 0) for r in p['rounds']), default=0)}) | "
             f"{'; '.join(extra) or '–'} |")
     add("")
     add("## camhub log and errors")
@@ -1270,6 +1316,29 @@ def write_section(path, text):
         f.write(new)
 
 
+def set_orders(args):
+    """The players' order in each round: rotated by one per round."""
+    kinds = [k for k in args.players.split(",") if k]
+    args.orders = [kinds[r % len(kinds):] + kinds[:r % len(kinds)] for r in range(args.rounds)]
+
+
+def report_again(ap, args):
+    """--report-from: the report of a finished run, from its raw.json and the camhub.log beside it."""
+    with open(args.report_from) as f:
+        raw = json.load(f)
+    run = ap.parse_args(raw["argv"])
+    run.argv = raw["argv"]
+    run.binary = os.path.abspath(run.binary)
+    set_orders(run)
+    log_all = log_problems(os.path.join(os.path.dirname(os.path.abspath(args.report_from)), "camhub.log"))
+    text = report(run, raw["info"], raw["geometry"], raw["idle"], raw["refs"], merge_rounds(raw["rows"]),
+                  raw.get("chromium", "?"), log_all, raw.get("cam_end") or {})
+    print(text)
+    if args.results:
+        write_section(args.results, text)
+        log(f"wrote the webrtc_latency section of {args.results} from {args.report_from}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default="/work/target-bench/release/camhub")
@@ -1287,6 +1356,8 @@ def main():
     ap.add_argument("--kbps", type=int, default=4000)
     ap.add_argument("--commit", help="the binary was built from a clean export of this commit")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--report-from", dest="report_from", metavar="RAW_JSON",
+                    help="write the report (and the RESULTS.md section) again from a run's raw.json, measuring nothing")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--frames-log", dest="frames_log", help=argparse.SUPPRESS)
     ap.add_argument("--probe-client", action="store_true", dest="probe_client", help=argparse.SUPPRESS)
@@ -1297,6 +1368,8 @@ def main():
         return serve(args)
     if args.probe_client:
         return probe_client(args)
+    if args.report_from:
+        return report_again(ap, args)
     args.argv = sys.argv[1:]
     args.binary = os.path.abspath(args.binary)
     if not os.access(args.binary, os.X_OK):
@@ -1304,8 +1377,7 @@ def main():
     for path in (GST_PYTHON, CHROMIUM):
         if not os.access(path, os.X_OK):
             sys.exit(f"{path} not found")
-    kinds = [k for k in args.players.split(",") if k]
-    args.orders = [kinds[r % len(kinds):] + kinds[:r % len(kinds)] for r in range(args.rounds)]
+    set_orders(args)
     geo = geometry(args.width, args.height)
     geo.update({"bits": BITS, "frame_ms": 1000 / args.fps})
     info = mf.versions(args.binary, args.commit)
@@ -1367,7 +1439,8 @@ def main():
     text = report(args, info, geo, idle, refs, players, browser.version if browser else "?", log_all, cam_end)
     print(text)
     with open(os.path.join(workdir, "raw.json"), "w") as f:
-        json.dump({"rows": rows, "refs": refs, "idle": idle, "info": info, "geometry": geo}, f, indent=1, default=str)
+        json.dump({"rows": rows, "refs": refs, "idle": idle, "info": info, "geometry": geo, "cam_end": cam_end,
+                   "chromium": browser.version if browser else "?", "argv": args.argv}, f, indent=1, default=str)
     if args.results:
         write_section(args.results, text)
         log(f"wrote the webrtc_latency section of {args.results}; raw data and logs in {workdir}")
