@@ -546,9 +546,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(workdir, port, extra="", url=None):
+def write_config(workdir, port, extra="", url=None, server_extra=""):
     """camhub.toml with one camera: `url`, or by default an `ffmpeg:` camera looping CLIP; `extra`
-    lines go into its [[camera]]."""
+    lines go into its [[camera]], `server_extra` lines into [server]."""
     source = f'url = "{url}"' if url else f'name = "bench 1080p25 H.264 clip"\nurl = "ffmpeg:{CLIP}"\nloop_file = true'
     path = os.path.join(workdir, "camhub.toml")
     with open(path, "w") as f:
@@ -560,6 +560,7 @@ data_dir = "{workdir}/data"
 max_connections = 5000
 max_connections_per_ip = 5000
 max_viewers_per_camera = 5000
+{server_extra}
 
 [[camera]]
 id = "{CAM}"
@@ -568,9 +569,9 @@ id = "{CAM}"
     return path
 
 
-def start_camhub(binary, workdir, extra_config="", url=None):
+def start_camhub(binary, workdir, extra_config="", url=None, server_extra=""):
     port = free_port()
-    cfg = write_config(workdir, port, extra_config, url)
+    cfg = write_config(workdir, port, extra_config, url, server_extra)
     logf = open(os.path.join(workdir, f"camhub-{port}.log"), "w")
     proc = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
                             env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
@@ -586,6 +587,35 @@ def start_camhub(binary, workdir, extra_config="", url=None):
                 raise RuntimeError(f"camhub did not answer /healthz; see {logf.name}")
             time.sleep(0.1)
     return proc, port, cfg, logf.name
+
+
+def port_in_log(logpath, pattern, timeout=20):
+    """The port a camhub log line names (`pattern` has it as its first group), waiting for the line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(logpath, errors="replace") as f:
+            m = re.search(pattern, f.read())
+        if m:
+            return int(m.group(1))
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no line matching {pattern!r} in {logpath}")
+        time.sleep(0.1)
+
+
+def write_section(path, text, begin, end):
+    """Writes `text` between the markers `begin` and `end` of the results file `path`: replaces the
+    section if it is there, appends it otherwise; the rest of the file is kept."""
+    with open(path) as f:
+        old = f.read()
+    block = f"{begin}\n\n{text.rstrip()}\n\n{end}\n"
+    if begin in old and end in old:
+        a = old.index(begin)
+        b = old.index(end) + len(end)
+        new = old[:a] + block.rstrip("\n") + old[b:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(new)
 
 
 def stop(proc, timeout=10):

@@ -70,7 +70,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -521,54 +520,10 @@ def first_frame_s(port, transport, timeout=25.0):
 # camhub
 
 
-def camhub_config(workdir, http_port, url):
-    path = os.path.join(workdir, "camhub.toml")
-    with open(path, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:{http_port}"
-rtsp_listen = "127.0.0.1:0"
-data_dir = "{workdir}/data"
-# Every bench client is one connection from 127.0.0.1 to one camera: far past the defaults.
-max_connections = 5000
-max_connections_per_ip = 5000
-max_viewers_per_camera = 5000
-
-[[camera]]
-id = "{CAM}"
-name = "bench 1080p25 H.264 clip"
-url = "{url}"
-""")
-    return path
-
-
-def start_camhub(binary, workdir, url, tag):
-    http_port = mf.free_port()
-    cfg = camhub_config(workdir, http_port, url)
-    logpath = os.path.join(workdir, f"camhub-{tag}.log")
-    logf = open(logpath, "w")
-    proc = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"camhub exited with {proc.returncode}; see {logpath}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"camhub did not answer /healthz; see {logpath}")
-            time.sleep(0.1)
-    rtsp_port = None
-    while rtsp_port is None:
-        with open(logpath, errors="replace") as f:
-            m = re.search(r"RTSP server on rtsp://127\.0\.0\.1:(\d+)/", f.read())
-        if m:
-            rtsp_port = int(m.group(1))
-        elif time.monotonic() > deadline:
-            raise RuntimeError(f"no 'RTSP server on' line in {logpath}")
-        else:
-            time.sleep(0.1)
+def start_camhub(binary, workdir, url):
+    proc, http_port, _, logpath = mf.start_camhub(binary, workdir, url=url,
+                                                  server_extra='rtsp_listen = "127.0.0.1:0"')
+    rtsp_port = mf.port_in_log(logpath, r"RTSP server on rtsp://127\.0\.0\.1:(\d+)/")
     return proc, http_port, rtsp_port, logpath
 
 
@@ -590,8 +545,7 @@ def log_problems(path):
 
 def run_camhub(args, server, n, transport, workdir):
     since = time.time() - 0.5
-    tag = f"{transport}-{n}"
-    proc, http_port, port, logpath = start_camhub(args.binary, workdir, server.url(1), tag)
+    proc, http_port, port, logpath = start_camhub(args.binary, workdir, server.url(1))
     res = {"name": f"camhub, {n} client{'s' if n > 1 else ''} ({transport.upper()})", "n": n, "transport": transport,
            "log": logpath}
     try:
@@ -931,20 +885,6 @@ def report(args, info, clip, refs, cams):
     return "\n".join(L)
 
 
-def write_section(path, text):
-    with open(path) as f:
-        old = f.read()
-    block = f"{SECTION_BEGIN}\n\n{text.rstrip()}\n\n{SECTION_END}\n"
-    if SECTION_BEGIN in old and SECTION_END in old:
-        a = old.index(SECTION_BEGIN)
-        b = old.index(SECTION_END) + len(SECTION_END)
-        new = old[:a] + block.rstrip("\n") + old[b:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default="/work/target-bench/release/camhub")
@@ -1001,7 +941,7 @@ def main():
     with open(os.path.join(workdir, "raw.json"), "w") as f:
         json.dump({"refs": refs, "camhub": cams, "info": info, "clip": clip}, f, indent=1, default=str)
     if args.results:
-        write_section(args.results, text)
+        mf.write_section(args.results, text, SECTION_BEGIN, SECTION_END)
         log(f"wrote the rtsp_fanout section of {args.results}")
 
 

@@ -756,49 +756,13 @@ def chromium_cpu_delta(c0, c1):
 
 
 def start_camhub(binary, workdir, url):
-    port = mf.free_port()
-    cfg = os.path.join(workdir, "camhub.toml")
-    with open(cfg, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:{port}"
-webrtc_listen = "127.0.0.1:0"
-rtsp_listen = "127.0.0.1:0"
-data_dir = "{workdir}/data"
-
-[[camera]]
-id = "{CAM}"
-name = "bench live source with time code"
-url = "{url}"
-always_on = true
-""")
-    logpath = os.path.join(workdir, "camhub.log")
-    logf = open(logpath, "w")
-    proc = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"camhub exited with {proc.returncode}; see {logpath}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"camhub did not answer /healthz; see {logpath}")
-            time.sleep(0.1)
-    ports = {}
-    while len(ports) < 2:
-        with open(logpath, errors="replace") as f:
-            text = f.read()
-        m = re.search(r"WebRTC on UDP 127\.0\.0\.1:(\d+)", text)
-        if m:
-            ports["webrtc"] = int(m.group(1))
-        m = re.search(r"RTSP server on rtsp://127\.0\.0\.1:(\d+)/", text)
-        if m:
-            ports["rtsp"] = int(m.group(1))
-        if time.monotonic() > deadline + 10:
-            raise RuntimeError(f"no 'WebRTC on UDP' / 'RTSP server on' line in {logpath}")
-        time.sleep(0.1)
+    proc, port, cfg, logpath = mf.start_camhub(
+        binary, workdir, extra_config="always_on = true", url=url,
+        server_extra='webrtc_listen = "127.0.0.1:0"\nrtsp_listen = "127.0.0.1:0"')
+    ports = {
+        "webrtc": mf.port_in_log(logpath, r"WebRTC on UDP 127\.0\.0\.1:(\d+)"),
+        "rtsp": mf.port_in_log(logpath, r"RTSP server on rtsp://127\.0\.0\.1:(\d+)/"),
+    }
     return proc, port, ports, cfg, logpath
 
 
@@ -1302,20 +1266,6 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
     return "\n".join(L)
 
 
-def write_section(path, text):
-    with open(path) as f:
-        old = f.read()
-    block = f"{SECTION_BEGIN}\n\n{text.rstrip()}\n\n{SECTION_END}\n"
-    if SECTION_BEGIN in old and SECTION_END in old:
-        a = old.index(SECTION_BEGIN)
-        b = old.index(SECTION_END) + len(SECTION_END)
-        new = old[:a] + block.rstrip("\n") + old[b:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def set_orders(args):
     """The players' order in each round: rotated by one per round."""
     kinds = [k for k in args.players.split(",") if k]
@@ -1335,7 +1285,7 @@ def report_again(ap, args):
                   raw.get("chromium", "?"), log_all, raw.get("cam_end") or {})
     print(text)
     if args.results:
-        write_section(args.results, text)
+        mf.write_section(args.results, text, SECTION_BEGIN, SECTION_END)
         log(f"wrote the webrtc_latency section of {args.results} from {args.report_from}")
 
 
@@ -1442,7 +1392,7 @@ def main():
         json.dump({"rows": rows, "refs": refs, "idle": idle, "info": info, "geometry": geo, "cam_end": cam_end,
                    "chromium": browser.version if browser else "?", "argv": args.argv}, f, indent=1, default=str)
     if args.results:
-        write_section(args.results, text)
+        mf.write_section(args.results, text, SECTION_BEGIN, SECTION_END)
         log(f"wrote the webrtc_latency section of {args.results}; raw data and logs in {workdir}")
 
 

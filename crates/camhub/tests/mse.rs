@@ -338,20 +338,6 @@ async fn cameras_a_browser_cannot_play_are_refused_with_the_reason() {
     assert_eq!(got.status, 400, "{}", got.text());
 }
 
-/// Waits until `js` is true, or panics with `what`, the page's summary and camhub's log.
-async fn expect(browser: &mut Chromium, hub: &Camhub, js: &str, secs: u64, what: &str) {
-    if !browser.wait_until(js, Duration::from_secs(secs)).await {
-        let now = browser
-            .try_eval("JSON.stringify(camhub.cameraPage())")
-            .await
-            .unwrap_or(Value::Null);
-        panic!(
-            "{what}: not within {secs} s\npage: {now}\nlog:\n{}",
-            hub.log_tail(40)
-        );
-    }
-}
-
 #[tokio::test]
 async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
     let rtsp = RtspServer::start(RtspServerOptions::default()).await;
@@ -361,7 +347,7 @@ async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
     // MSE chosen on an H.264 camera (the automatic choice is WebRTC: tests/webrtc.rs), playing
     // at the camera's size.
     browser.open(&hub.url("/cameras/cam?player=mse")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'mse' && camhub.cameraPage().mse && \
@@ -378,7 +364,7 @@ async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
     assert_eq!(page["mse"]["height"], 360, "{page}");
     let t0 = page["mse"]["currentTime"].as_f64().unwrap();
     // Playback advances (waited for, not timed: the machine may be busy).
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         &format!("camhub.cameraPage().mse.currentTime > {t0} + 1.5"),
@@ -403,7 +389,7 @@ async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
 
     // A JPEG-only camera: the automatic choice falls back to MJPEG and says why.
     browser.open(&hub.url("/cameras/demo")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'mjpeg' && camhub.cameraPage().playerWhy.includes('demo') && \
@@ -415,7 +401,7 @@ async fn the_camera_page_plays_h264_through_mse_and_falls_back_to_mjpeg() {
 
     // ?player=mjpeg forces MJPEG on an H.264 camera.
     browser.open(&hub.url("/cameras/cam?player=mjpeg")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'mjpeg' && document.getElementById('stream').naturalWidth === 640",
@@ -638,7 +624,7 @@ async fn the_player_follows_a_resolution_change_and_keeps_playing() {
     .await;
     let mut browser = Chromium::start().await;
     browser.open(&hub.url("/cameras/sw?player=mse")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().mse && camhub.cameraPage().mse.width === 640",
@@ -646,7 +632,7 @@ async fn the_player_follows_a_resolution_change_and_keeps_playing() {
         "the page plays the first resolution",
     )
     .await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().mse && camhub.cameraPage().mse.width === 320",
@@ -659,7 +645,7 @@ async fn the_player_follows_a_resolution_change_and_keeps_playing() {
         .await
         .as_f64()
         .unwrap();
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         &format!("camhub.cameraPage().mse.currentTime > {t0} + 1.5"),
@@ -747,7 +733,7 @@ async fn after_a_slow_link_recovers_the_player_is_live_again() {
         .await;
     let live = "camhub.cameraPage().mse && camhub.cameraPage().mse.latency !== null && \
                 camhub.cameraPage().mse.latency < 1.0 && camhub.cameraPage().mse.delay < 1.0";
-    expect(&mut browser, &hub, live, 30, "the player is live before").await;
+    common::expect_camera_page(&mut browser, &hub, live, 30, "the player is live before").await;
 
     // Eight seconds of a link far slower than the stream: camhub's socket to the player backs up.
     link.throttle(true);
@@ -757,13 +743,13 @@ async fn after_a_slow_link_recovers_the_player_is_live_again() {
 
     // The server moved the player to a newer keyframe instead of queueing the backlog, and the
     // player is at the live edge again: what it shows was received by camhub under 1 s ago.
-    expect(&mut browser, &hub, live, 20, "the player is live again").await;
+    common::expect_camera_page(&mut browser, &hub, live, 20, "the player is live again").await;
     let t0 = browser
         .eval("camhub.cameraPage().mse.currentTime")
         .await
         .as_f64()
         .unwrap();
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         &format!("camhub.cameraPage().mse.currentTime > {t0} + 1.5"),
@@ -796,7 +782,7 @@ async fn a_camera_clock_running_fast_does_not_make_the_delay_creep() {
     .await;
     let mut browser = Chromium::start().await;
     browser.open(&hub.url("/cameras/fast?player=mse")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().mse && camhub.cameraPage().mse.latency !== null && \

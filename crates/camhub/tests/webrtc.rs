@@ -23,20 +23,6 @@ fn config(rtsp: &RtspServer) -> String {
     )
 }
 
-/// Waits until `js` is true, or panics with `what`, the page's summary and camhub's log.
-async fn expect(browser: &mut Chromium, hub: &Camhub, js: &str, secs: u64, what: &str) {
-    if !browser.wait_until(js, Duration::from_secs(secs)).await {
-        let now = browser
-            .try_eval("JSON.stringify(camhub.cameraPage())")
-            .await
-            .unwrap_or(Value::Null);
-        panic!(
-            "{what}: not within {secs} s\npage: {now}\nlog:\n{}",
-            hub.log_tail(40)
-        );
-    }
-}
-
 async fn webrtc_viewers(hub: &Camhub, id: &str) -> f64 {
     let text = get(&hub.url("/metrics")).await.text();
     let prefix = format!("camhub_packet_viewers{{camera=\"{id}\",kind=\"webrtc\"}} ");
@@ -94,7 +80,7 @@ async fn the_camera_page_plays_the_camera_over_webrtc() {
     browser
         .eval("document.querySelector('#mode-switch button[data-mode=live]').click(), true")
         .await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'webrtc' && camhub.cameraPage().webrtc && \
@@ -138,7 +124,7 @@ async fn the_camera_page_plays_the_camera_over_webrtc() {
     assert_eq!(page["webrtc"]["height"], 360, "{page}");
     assert_eq!(page["webrtc"]["connection"], "connected", "{page}");
     let t0 = page["webrtc"]["currentTime"].as_f64().unwrap();
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         &format!("camhub.cameraPage().webrtc.currentTime > {t0} + 1.5"),
@@ -189,7 +175,7 @@ async fn the_camera_page_plays_the_camera_over_webrtc() {
 
     // Automatic choice: WebRTC on an H.264 camera.
     browser.open(&hub.url("/cameras/cam")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'webrtc' && camhub.cameraPage().webrtc && \
@@ -201,7 +187,7 @@ async fn the_camera_page_plays_the_camera_over_webrtc() {
 
     // A camera WebRTC cannot carry (the drawn demo): automatic falls back, saying why.
     browser.open(&hub.url("/cameras/demo")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().player === 'mjpeg' && camhub.cameraPage().webrtcRefused.includes('demo') \
@@ -212,7 +198,7 @@ async fn the_camera_page_plays_the_camera_over_webrtc() {
     .await;
     // H.265 is not sent over WebRTC: the offer is refused with what to do.
     browser.open(&hub.url("/cameras/hevc")).await;
-    expect(
+    common::expect_camera_page(
         &mut browser,
         &hub,
         "camhub.cameraPage().webrtcRefused.includes('transcode')",

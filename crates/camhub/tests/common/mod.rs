@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use camhub_testkit::Camhub;
+use camhub_testkit::{Camhub, Chromium};
 
 /// The camhub binary Cargo built for these tests.
 pub fn bin() -> PathBuf {
@@ -116,4 +116,25 @@ pub async fn metric(hub: &Camhub, name: &str, camera: &str) -> f64 {
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} for {camera} not in /metrics:\n{text}"))
+}
+
+/// Waits until `js` is true on the camera page, or panics with `what`, the page's summary
+/// (`camhub.cameraPage()`) and camhub's log.
+pub async fn expect_camera_page(
+    browser: &mut Chromium,
+    hub: &Camhub,
+    js: &str,
+    secs: u64,
+    what: &str,
+) {
+    if !browser.wait_until(js, Duration::from_secs(secs)).await {
+        let now = browser
+            .try_eval("JSON.stringify(camhub.cameraPage())")
+            .await
+            .unwrap_or(serde_json::Value::Null);
+        panic!(
+            "{what}: not within {secs} s\npage: {now}\nlog:\n{}",
+            hub.log_tail(40)
+        );
+    }
 }
