@@ -156,17 +156,7 @@
     messageEl.textContent = '';
   }
 
-  // The readable error of a failed response: the server's {"error": "..."} if there is one.
-  async function errorOf(resp) {
-    let text = '';
-    try {
-      text = await resp.text();
-      const body = JSON.parse(text);
-      if (body && typeof body.error === 'string') return body.error + ' (HTTP ' + resp.status + ')';
-    } catch (e) { /* not JSON */ }
-    text = text.trim().slice(0, 200);
-    return 'HTTP ' + resp.status + (resp.statusText ? ' ' + resp.statusText : '') + (text ? ': ' + text : '');
-  }
+  const errorOf = window.camhub.errorOf;
 
   // ---------------------------------------------------------------- live stream (MJPEG)
 

@@ -76,15 +76,7 @@
     messageEl.textContent = '';
   }
 
-  async function errorOf(resp) {
-    let text = '';
-    try {
-      text = await resp.text();
-      const body = JSON.parse(text);
-      if (body && typeof body.error === 'string') return body.error;
-    } catch (e) { /* not JSON */ }
-    return 'HTTP ' + resp.status + (text ? ': ' + text.trim().slice(0, 200) : '');
-  }
+  const errorOf = window.camhub.errorOf;
 
   async function getJson(url) {
     const resp = await fetch(url, { cache: 'no-store' });

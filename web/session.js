@@ -89,6 +89,19 @@
     }
     return s;
   }
+  // The readable error of a failed response, for every page: the server's {"error": "..."} when it
+  // sent one, otherwise the status and the start of the body.
+  window.camhub.errorOf = async function (resp) {
+    let text = '';
+    try {
+      text = await resp.text();
+      const body = JSON.parse(text);
+      if (body && typeof body.error === 'string') return body.error + ' (HTTP ' + resp.status + ')';
+    } catch (e) { /* not JSON, or the body was read already */ }
+    text = text.trim().slice(0, 200);
+    return 'HTTP ' + resp.status + (resp.statusText ? ' ' + resp.statusText : '') + (text ? ': ' + text : '');
+  };
+
   // The session (or null): pages that change something wait for it, so the CSRF token is there.
   window.camhub.session = load();
 })();

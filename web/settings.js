@@ -54,10 +54,7 @@
     }
   }
 
-  async function errorOf(resp) {
-    const body = await jsonOf(resp);
-    return (body && body.error) || resp.status + ' ' + resp.statusText;
-  }
+  const errorOf = window.camhub.errorOf;
 
   /** Sends `body` as JSON; answers {ok, status, body}. A network failure is a status of 0. */
   async function send(method, url, body) {

@@ -32,16 +32,6 @@
     });
   }
 
-  async function errorText(resp) {
-    let text = '';
-    try {
-      text = await resp.text();
-      const body = JSON.parse(text);
-      if (body && typeof body.error === 'string') return body.error;
-    } catch (e) { /* not JSON */ }
-    return 'HTTP ' + resp.status + (text ? ': ' + text.trim().slice(0, 200) : '');
-  }
-
   function WebrtcPlayer(opts) {
     const video = opts.video;
     const onInfo = opts.onInfo || function () {};
@@ -109,7 +99,7 @@
         }
         if (resp.status !== 201) {
           // 415 / 503: this camera cannot be played this way; others are worth a retry.
-          fail(await errorText(resp), resp.status === 415 || resp.status === 503 || resp.status === 404);
+          fail(await window.camhub.errorOf(resp), resp.status === 415 || resp.status === 503 || resp.status === 404);
           return;
         }
         session = resp.headers.get('Location');
