@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod reload;
 pub mod rtsp;
 pub mod source;
+pub mod udp;
 pub mod webrtc;
 
 pub use error::{Error, ErrorKind};

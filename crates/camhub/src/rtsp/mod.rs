@@ -31,6 +31,7 @@ use crate::hub::outputs::{
 use crate::hub::status::Metrics;
 use crate::hub::taps::{Delivery, PacketSubscriber};
 use crate::hub::{Camera, Hub};
+use crate::udp::UdpOut;
 use session::{
     refusal, Conn, Effect, FrameError, Framer, Incoming, Refusal, StreamDesc, Target, Transport,
 };
@@ -59,8 +60,9 @@ pub struct Context {
 /// The server's shared UDP sockets (RTP and RTCP on consecutive ports), for clients that ask for
 /// UDP.
 pub struct Udp {
-    rtp: Arc<UdpSocket>,
-    rtcp: Arc<UdpSocket>,
+    /// Sends each frame's datagrams to a client in batches (GSO).
+    rtp: Arc<UdpOut>,
+    rtcp: Arc<UdpOut>,
     ports: (u16, u16),
 }
 
@@ -77,8 +79,8 @@ impl Udp {
             match UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
                 Ok(rtcp) => {
                     return Ok(Udp {
-                        rtp: Arc::new(rtp),
-                        rtcp: Arc::new(rtcp),
+                        rtp: Arc::new(UdpOut::new(rtp)?),
+                        rtcp: Arc::new(UdpOut::new(rtcp)?),
                         ports: (port, port + 1),
                     })
                 }
@@ -108,10 +110,10 @@ pub async fn serve(
         for sock in [u.rtp.clone(), u.rtcp.clone()] {
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
+                let mut buf = vec![0u8; 1 << 16];
                 loop {
                     tokio::select! {
-                        r = sock.recv_from(&mut buf) => if r.is_err() {
+                        r = sock.recv(&mut buf) => if r.is_err() {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         },
                         _ = stop.changed() => return,
@@ -525,10 +527,9 @@ impl Connection {
             Transport::Udp { rtp, .. } => {
                 let Some(udp) = &self.udp else { return false };
                 let to = SocketAddr::new(self.peer.ip(), rtp);
-                for r in &p.ranges {
-                    // A full send buffer drops the datagram, as the network would.
-                    let _ = udp.rtp.send_to(&p.buf[r.clone()], to).await;
-                }
+                // The frame's datagrams lie end to end in `buf`: runs of equal size go in one
+                // system call. A send error drops datagrams, as the network would.
+                udp.rtp.send(to, &p.buf, &p.ranges).await;
                 true
             }
         };
@@ -574,6 +575,7 @@ impl Connection {
                 if let Some(udp) = &self.udp {
                     let _ = udp
                         .rtcp
+                        .socket()
                         .send_to(&sr, SocketAddr::new(self.peer.ip(), rtcp))
                         .await;
                 }

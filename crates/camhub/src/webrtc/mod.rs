@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use crate::hub::outputs::{KeyframeGate, OutputSession, PacketViewer};
 use crate::hub::status::Metrics;
 use crate::hub::taps::Delivery;
 use crate::hub::Camera;
+use crate::udp::UdpOut;
 
 /// How far behind the newest packet a peer may fall before the tap moves it to the newest
 /// keyframe: a WebRTC player shows what arrives, so anything older is only delay.
@@ -80,8 +82,8 @@ impl WebRtc {
         ice_servers: Vec<String>,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<WebRtc> {
-        let socket = UdpSocket::bind(bind).await?;
-        let addr = socket.local_addr()?;
+        let socket = UdpOut::new(UdpSocket::bind(bind).await?)?;
+        let addr = socket.socket().local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let (ptx, prx) = mpsc::channel(1024);
         let driver = Driver {
@@ -91,6 +93,7 @@ impl WebRtc {
             candidates,
             peers: HashMap::new(),
             packets_tx: ptx,
+            batch: Batch::default(),
         };
         tokio::spawn(driver.run(rx, prx, shutdown));
         Ok(WebRtc {
@@ -168,13 +171,22 @@ impl Drop for Peer {
 /// A delivery for peer `.0`, subscription `.1`.
 type Routed = (u64, u64, Delivery);
 
+/// Datagrams drained from one peer, sent together (one GSO send per run of equal size).
+#[derive(Default)]
+struct Batch {
+    to: Option<SocketAddr>,
+    buf: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
 struct Driver {
-    socket: UdpSocket,
+    socket: UdpOut,
     port: u16,
     bound_ip: IpAddr,
     candidates: Vec<IpAddr>,
     peers: HashMap<u64, Peer>,
     packets_tx: mpsc::Sender<Routed>,
+    batch: Batch,
 }
 
 impl Driver {
@@ -184,7 +196,8 @@ impl Driver {
         mut packets: mpsc::Receiver<Routed>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut buf = vec![0u8; 2048];
+        // Room for datagrams the kernel coalesced (GRO, up to 64 KiB).
+        let mut buf = vec![0u8; 1 << 16];
         loop {
             let now = Instant::now();
             let wake = self
@@ -195,8 +208,12 @@ impl Driver {
                 .unwrap_or(now + TICK)
                 .clamp(now, now + TICK);
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.datagram(from, &buf[..n]),
+                r = self.socket.recv(&mut buf) => match r {
+                    Ok(meta) => {
+                        for one in buf[..meta.len].chunks(meta.stride.max(1)) {
+                            self.datagram(meta.addr, one);
+                        }
+                    }
                     Err(e) => {
                         // ICMP port unreachable and the like surface here: not fatal.
                         debug!("webrtc: recv: {e}");
@@ -426,8 +443,14 @@ impl Driver {
         }
     }
 
-    /// Drains peer `id`'s output: datagrams to send, events, its next timeout.
+    /// Drains peer `id`'s output: datagrams to send, events, its next timeout. The datagrams
+    /// leave together at the end.
     fn drain(&mut self, id: u64) {
+        self.drain_outputs(id);
+        self.flush();
+    }
+
+    fn drain_outputs(&mut self, id: u64) {
         loop {
             let Some(p) = self.peers.get_mut(&id) else {
                 return;
@@ -450,11 +473,15 @@ impl Driver {
                     return;
                 }
                 Output::Transmit(t) => {
-                    // Never wait on the socket: a full send buffer loses the datagram, as the
-                    // network would, and RTP recovers.
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
                     p.session.sent(t.contents.len());
                     Metrics::add(&p.camera.metrics.webrtc_bytes_out, t.contents.len() as u64);
+                    if self.batch.to != Some(t.destination) {
+                        self.flush();
+                        self.batch.to = Some(t.destination);
+                    }
+                    let start = self.batch.buf.len();
+                    self.batch.buf.extend_from_slice(&t.contents);
+                    self.batch.ranges.push(start..self.batch.buf.len());
                 }
                 Output::Event(e) => {
                     if let Some(why) = self.event(id, e) {
@@ -464,6 +491,17 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Sends the batched datagrams. Never waits on the socket: a full send buffer loses them, as
+    /// the network would, and RTP recovers.
+    fn flush(&mut self) {
+        if let Some(to) = self.batch.to.take() {
+            self.socket
+                .try_send(to, &self.batch.buf, &self.batch.ranges);
+        }
+        self.batch.buf.clear();
+        self.batch.ranges.clear();
     }
 
     /// Acts on one event of peer `id`; the reason when the peer is to go.
