@@ -1141,9 +1141,8 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
         mse_r = [pct(r.get("lat1"), .5) for r in players.get("mse", {}).get("rounds", []) if r.get("lat1")]
         if len(mse_r) > 1 and max(mse_r) - min(mse_r) > 100:
             add(f"- MSE's latency differs from round to round ({', '.join(f'{x:.0f}' for x in mse_r)} ms): the MSE "
-                "player nudges (plays 10 % fast) only while it is more than 0.35 s behind the newest buffered frame "
-                "and jumps only past 0.8 s, so it stays anywhere up to 0.35 s behind, wherever it settled after its start "
-                "(the player detail below has its distance per round)")
+                "player aims at 0.1 s behind the newest buffered frame and raises that aim by 50 ms for each stall "
+                "(the player detail below has its distance, aim and stalls per round)")
     elif "webrtc" in lat:
         add("- not compared: only WebRTC gave samples" + ("; " + "; ".join(e for p in players.values() for e in p["errors"])
                                                           if any(p["errors"] for p in players.values()) else ""))
@@ -1230,7 +1229,7 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
                 a, b = (r.get("state_start") or {}).get("mse") or {}, (r.get("state1") or {}).get("mse") or {}
                 per.append(f"{ms_(a.get('delay'))} → {ms_(b.get('delay'))} ms behind the newest buffered frame "
                            f"(own latency estimate {ms_(a.get('latency'))} → {ms_(b.get('latency'))} ms, "
-                           f"jumps {b.get('jumps')})")
+                           f"jumps {b.get('jumps')}, stalls {b.get('stalls')}, aim {ms_(b.get('target'))} ms)")
             extra.append("MSE player, per round, first picture → end of the 1-viewer window: " + "; ".join(per))
         q = st.get("quality")
         if q and kind != "mjpeg":

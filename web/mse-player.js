@@ -4,9 +4,15 @@
 // - Instant start: the server sends the cached GOP from its keyframe at once; once it is buffered the
 //   player jumps to its newest frame, so the first picture is the newest one, not a GOP-old one.
 // - Live edge, always: after every append, a position more than JUMP_S behind the newest buffered
-//   frame jumps to TARGET_S behind it; between, playback runs up to 10 % fast to absorb jitter. The
-//   server moves a connection that falls behind to its newest keyframe, on one continuous timeline,
-//   so the buffer never has holes to stall on. What has been played is removed (bounded memory).
+//   frame jumps to the target behind it. Closer than that, playback runs faster in proportion to how
+//   far it is behind the target (up to MAX_RATE), and at normal speed once it is back: every stall on
+//   a late frame adds its wait to the delay for good, and only a faster pace takes it back out. (A
+//   speed-up only past a fixed threshold let the delay settle anywhere below it: 63 to 302 ms in
+//   benches/webrtc_latency.py.) The target starts at TARGET_S; each stall raises it by STALL_STEP_S
+//   (up to MAX_TARGET_S), so a jittery link (Wi-Fi) gets a cushion instead of freezing again and
+//   again, and CALM_MS without a stall lowers it again, 10 ms a second. The server moves a connection that falls behind to its newest
+//   keyframe, on one continuous timeline, so the buffer never has holes to stall on. What has been
+//   played is removed (bounded memory).
 // - iPhone Safari (iOS 17.1+) has no MediaSource, only ManagedMediaSource: used where MediaSource is
 //   missing (it needs disableRemotePlayback and appends only between startstreaming/endstreaming).
 // - The distance to the live edge is reported to the server every 2 s ({"type": "edge"}) for
@@ -19,9 +25,13 @@
     'avc1.42E01E', 'avc1.4D401F', 'avc1.640028', 'avc1.640033',
     'hvc1.1.6.L120.90', 'hvc1.1.6.L153.B0', 'hev1.1.6.L120.90',
   ];
-  const TARGET_S = 0.15;     // where a jump lands, behind the newest buffered frame
+  const TARGET_S = 0.1;      // where a jump lands and the speed-up aims, behind the newest buffered frame
+  const MAX_TARGET_S = 0.5;  // the most cushion stalls can add to it
+  const STALL_STEP_S = 0.05; // added to the target by each stall
+  const CALM_MS = 10000;     // no stall for this long: the target comes down again
   const JUMP_S = 0.8;        // further behind than this: jump
-  const NUDGE_S = 0.35;      // further behind than this: play a little faster
+  const SLACK_S = 0.03;      // speed up only once this far past TARGET_S (a frame's jitter is normal)
+  const MAX_RATE = 1.25;     // fastest catch-up pace: a 0.25 s excess is gone in about a second
   const KEEP_S = 10;         // buffered history kept behind the playing position
   const REPORT_MS = 2000;
 
@@ -59,6 +69,9 @@
     let firstFrameAt = 0;
     let startedAt = 0;
     let anchors = [];             // [{t, unix}]: when camhub received the keyframe at timeline t
+    let target = TARGET_S;        // s behind the newest buffered frame to play at
+    let stalls = 0;               // waits for data while playing
+    let calmFrom = 0;             // performance.now() of the last stall (or the last step down)
 
     // fatal: this camera cannot be played this way (the server said so, or the browser refused
     // the codec); otherwise the connection broke and trying again may work.
@@ -74,14 +87,28 @@
       const end = b.end(b.length - 1);
       const start = b.start(b.length - 1);
       const t = video.currentTime;
+      const now = performance.now();
+      if (target > TARGET_S && now - calmFrom > CALM_MS) {
+        target = Math.max(TARGET_S, target - 0.01);
+        calmFrom += 1000;
+      }
       if (t < start || end - t > JUMP_S) {
-        video.currentTime = Math.max(start, end - TARGET_S);
+        video.currentTime = Math.max(start, end - target);
         jumps += 1;
       }
       delay = Math.max(0, end - video.currentTime);
-      const rate = delay > NUDGE_S ? 1.1 : 1.0;
+      const rate = catchUpRate(delay, video.playbackRate);
       if (video.playbackRate !== rate) video.playbackRate = rate;
       if (video.paused) video.play().catch(function () { /* autoplay: muted, so allowed */ });
+    }
+
+    // The pace for a position `behind` s from the newest buffered frame: 5 % faster for every 50 ms
+    // past the target (steps, so the rate is not set anew after every frame). Once faster, it stays
+    // faster until the target is reached; at normal speed, it waits for SLACK_S more.
+    function catchUpRate(behind, now) {
+      const excess = behind - target;
+      if (excess <= 0 || (now <= 1 && excess <= SLACK_S)) return 1.0;
+      return Math.min(MAX_RATE, 1 + Math.ceil(excess * 20) / 20);
     }
 
     // How long ago camhub received the frame playing now (seconds): the true distance from live.
@@ -122,6 +149,14 @@
         }
         fail('The browser refused the video (' + e.message + ')', true);
       }
+    }
+
+    // Playback ran out of data (not a seek of our own): the link is jitterier than the target allows.
+    function onWaiting() {
+      if (stopped || !firstFrameAt || video.seeking) return;
+      stalls += 1;
+      target = Math.min(MAX_TARGET_S, target + STALL_STEP_S);
+      calmFrom = performance.now();
     }
 
     function onUpdateEnd() {
@@ -211,6 +246,9 @@
       }
       video.muted = true;
       video.playsInline = true;
+      target = TARGET_S;
+      stalls = 0;
+      video.addEventListener('waiting', onWaiting);
       video.onerror = function () {
         fail('The browser could not play the video' + (video.error && video.error.message ? ' (' + video.error.message + ')' : ''), true);
       };
@@ -221,6 +259,7 @@
 
     function stop() {
       stopped = true;
+      video.removeEventListener('waiting', onWaiting);
       clearInterval(reportTimer);
       reportTimer = 0;
       if (ws) {
@@ -247,7 +286,8 @@
       start,
       stop,
       /** {codec, width, height, delay: s behind the newest buffered frame, latency: s since camhub
-       *  received the frame playing now, jumps, appended, firstFrameMs}. */
+       *  received the frame playing now, jumps, appended, firstFrameMs, target: s behind the newest
+       *  buffered frame it aims at, stalls}. */
       summary: function () {
         return {
           codec,
@@ -257,6 +297,8 @@
           latency: latency(),
           jumps,
           appended,
+          target,
+          stalls,
           currentTime: video.currentTime,
           firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - startedAt) : null,
         };

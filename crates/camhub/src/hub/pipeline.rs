@@ -219,6 +219,8 @@ struct Decode<'a> {
     await_keyframe: bool,
     decode_errors: u64,
     warned_behind: bool,
+    /// What a frame costs to decode and how often one comes: the behind-warning's evidence.
+    pace: DecodePace,
     /// A size the decoder refused, so it is reported once.
     refused: Option<(u32, u32)>,
     /// The decoder was opened with frame threads to catch up, not because the camera asked for them.
@@ -250,6 +252,7 @@ impl<'a> Decode<'a> {
             await_keyframe: true,
             decode_errors: 0,
             warned_behind: false,
+            pace: DecodePace::default(),
             refused: None,
             catching_up: false,
             pacer: None,
@@ -398,12 +401,18 @@ impl<'a> Decode<'a> {
         } else if d.skipped > 0 {
             Metrics::add(&self.h.metrics.frames_dropped, d.skipped);
             if !self.warned_behind && self.decoder.is_some() {
-                // Once per run: the fix is the user's (a substream, or frame threads).
+                // Once per run: the fix is the user's (a substream, frame threads, or a less busy
+                // machine), and which one depends on what decoding really costs.
                 self.warned_behind = true;
-                warn!(
-                    "decoding cannot keep up with this camera: skipping to the next keyframe to stay live \
-                     (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
-                );
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // Frame threads decode on FFmpeg's threads, out of this thread's CPU time.
+                let measured = self.h.decode_threads == 1 && !self.catching_up;
+                let pace = if measured {
+                    self.pace
+                } else {
+                    DecodePace::default()
+                };
+                warn!("{}", pace.behind_warning(load_average(), cores));
             }
         }
         if p.generation != self.generation {
@@ -445,7 +454,9 @@ impl<'a> Decode<'a> {
         decoder.skip_loop_filter(self.h.pictures.analysis_only());
         let cpu = thread_cpu_time();
         let result = decoder.decode(&p.data, Some(p.pts));
-        Metrics::add(&self.h.metrics.decode_ns, cpu_since(cpu));
+        let spent = cpu_since(cpu);
+        Metrics::add(&self.h.metrics.decode_ns, spent);
+        self.pace.note(p.pts, spent);
         self.note_fed(p.pts, p.received, p.unix_ms);
         match result {
             Ok(pictures) => {
@@ -633,7 +644,130 @@ impl<'a> Decode<'a> {
     }
 }
 
+/// A decode thread's running averages: CPU per decoded packet and the camera's frame interval.
+/// Skipping means the thread fell a second behind; these say whether decoding is too slow for
+/// the camera (a substream or frame threads help) or the thread was kept from running by a
+/// busy machine (they would not).
+#[derive(Debug, Default, Clone, Copy)]
+struct DecodePace {
+    /// Mean CPU ns per decoded packet (exponential, about the last 32).
+    cpu_ns: Option<f64>,
+    /// Mean interval between packets in 90 kHz ticks (same averaging).
+    interval: Option<f64>,
+    last_pts: Option<i64>,
+}
+
+impl DecodePace {
+    /// Weight of the newest sample in the averages.
+    const WEIGHT: f64 = 1.0 / 32.0;
+    /// Decoding that takes less than this share of the frame interval keeps up by itself.
+    const FAST_SHARE: f64 = 0.6;
+
+    fn note(&mut self, pts: i64, cpu_ns: u64) {
+        let avg = |old: Option<f64>, x: f64| Some(old.map_or(x, |o| o + (x - o) * Self::WEIGHT));
+        self.cpu_ns = avg(self.cpu_ns, cpu_ns as f64);
+        if let Some(last) = self.last_pts {
+            let d = pts.saturating_sub(last);
+            // Only plausible frame spacings: not reordering, a jump or a camera's clock reset.
+            if d > 0 && d <= 90_000 {
+                self.interval = avg(self.interval, d as f64);
+            }
+        }
+        self.last_pts = Some(pts);
+    }
+
+    /// The warning for a decode thread that fell behind, given the machine's one-minute load
+    /// average and its cores. Without measurements, the advice for a slow decoder.
+    fn behind_warning(&self, load: Option<f64>, cores: usize) -> String {
+        let (Some(cpu_ns), Some(interval)) = (self.cpu_ns, self.interval) else {
+            return "decoding cannot keep up with this camera: skipping to the next keyframe to stay live \
+                    (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
+                .into();
+        };
+        let cost_ms = cpu_ns / 1e6;
+        let every_ms = interval / 90.0;
+        let load = load.map_or(String::new(), |l| format!("load average {l:.1} on "));
+        if cost_ms < every_ms * Self::FAST_SHARE {
+            format!(
+                "the decoder of this camera fell behind although decoding takes only {cost_ms:.1} ms \
+                 of each {every_ms:.0} ms frame: the machine is short of CPU ({load}{cores} cores); \
+                 skipping to the next keyframe to stay live (other programs or cameras take the CPU, \
+                 not this decoder)"
+            )
+        } else {
+            format!(
+                "decoding cannot keep up with this camera ({cost_ms:.1} ms of CPU per frame, a frame \
+                 every {every_ms:.0} ms; {load}{cores} cores): skipping to the next keyframe to stay \
+                 live (set decode_threads = 2 or more for it, or serve small sizes from a substream_url)"
+            )
+        }
+    }
+}
+
+/// The one-minute load average, where /proc has it.
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Nanoseconds of this thread's CPU time since `start` (a [`thread_cpu_time`] reading).
 pub fn cpu_since(start: Duration) -> u64 {
     thread_cpu_time().saturating_sub(start).as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pace(cost_ms: f64, fps: u32) -> DecodePace {
+        let mut p = DecodePace::default();
+        for i in 0..100 {
+            p.note(i * i64::from(90_000 / fps), (cost_ms * 1e6) as u64);
+        }
+        p
+    }
+
+    #[test]
+    fn a_fast_decoder_that_fell_behind_blames_the_busy_machine() {
+        let w = pace(3.0, 25).behind_warning(Some(5.2), 2);
+        assert!(w.contains("short of CPU"), "{w}");
+        assert!(w.contains("3.0 ms of each 40 ms frame"), "{w}");
+        assert!(w.contains("load average 5.2 on 2 cores"), "{w}");
+        assert!(!w.contains("decode_threads"), "{w}");
+    }
+
+    #[test]
+    fn a_slow_decoder_gets_the_substream_and_thread_advice() {
+        let w = pace(38.0, 25).behind_warning(None, 4);
+        assert!(w.starts_with("decoding cannot keep up"), "{w}");
+        assert!(
+            w.contains("38.0 ms of CPU per frame, a frame every 40 ms; 4 cores"),
+            "{w}"
+        );
+        assert!(
+            w.contains("decode_threads = 2") && w.contains("substream_url"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn without_measurements_the_advice_is_the_slow_decoder_one() {
+        let w = DecodePace::default().behind_warning(Some(1.0), 2);
+        assert!(w.starts_with("decoding cannot keep up"), "{w}");
+        // One packet: a cost but no interval yet.
+        let mut p = DecodePace::default();
+        p.note(0, 1_000_000);
+        assert!(p
+            .behind_warning(None, 2)
+            .starts_with("decoding cannot keep up"));
+    }
+
+    #[test]
+    fn implausible_pts_steps_do_not_move_the_interval() {
+        let mut p = pace(1.0, 25);
+        p.note(100 * 3600 + 10 * 90_000, 1_000_000); // a 10 s jump
+        p.note(0, 1_000_000); // backwards
+        let every = p.interval.map(|i| i / 90.0);
+        assert!(every.is_some_and(|e| (e - 40.0).abs() < 0.01), "{every:?}");
+    }
 }
