@@ -1141,7 +1141,7 @@ def report(args, info, geo, idle, refs, players, chromium_version, log_all, cam_
         mse_r = [pct(r.get("lat1"), .5) for r in players.get("mse", {}).get("rounds", []) if r.get("lat1")]
         if len(mse_r) > 1 and max(mse_r) - min(mse_r) > 100:
             add(f"- MSE's latency differs from round to round ({', '.join(f'{x:.0f}' for x in mse_r)} ms): the MSE "
-                "player aims at 0.1 s behind the newest buffered frame and raises that aim by 50 ms for each stall "
+                "player aims at 0.1 s behind the newest buffered frame and raises that aim by 50 ms after 3 stalls within 10 s "
                 "(the player detail below has its distance, aim and stalls per round)")
     elif "webrtc" in lat:
         add("- not compared: only WebRTC gave samples" + ("; " + "; ".join(e for p in players.values() for e in p["errors"])

@@ -8,9 +8,10 @@
 //   far it is behind the target (up to MAX_RATE), and at normal speed once it is back: every stall on
 //   a late frame adds its wait to the delay for good, and only a faster pace takes it back out. (A
 //   speed-up only past a fixed threshold let the delay settle anywhere below it: 63 to 302 ms in
-//   benches/webrtc_latency.py.) The target starts at TARGET_S; each stall raises it by STALL_STEP_S
-//   (up to MAX_TARGET_S), so a jittery link (Wi-Fi) gets a cushion instead of freezing again and
-//   again, and CALM_MS without a stall lowers it again, 10 ms a second. The server moves a connection that falls behind to its newest
+//   benches/webrtc_latency.py.) The target starts at TARGET_S; STALLS_TO_RAISE stalls within CALM_MS
+//   raise it by STALL_STEP_S (up to MAX_TARGET_S), so a jittery link (Wi-Fi) gets a cushion instead
+//   of freezing again and again, while a single late frame on a busy machine (a frame's wait, once)
+//   does not cost every later frame 50 ms; CALM_MS without a stall lowers it again, 10 ms a second. The server moves a connection that falls behind to its newest
 //   keyframe, on one continuous timeline, so the buffer never has holes to stall on. What has been
 //   played is removed (bounded memory).
 // - iPhone Safari (iOS 17.1+) has no MediaSource, only ManagedMediaSource: used where MediaSource is
@@ -27,7 +28,8 @@
   ];
   const TARGET_S = 0.1;      // where a jump lands and the speed-up aims, behind the newest buffered frame
   const MAX_TARGET_S = 0.5;  // the most cushion stalls can add to it
-  const STALL_STEP_S = 0.05; // added to the target by each stall
+  const STALL_STEP_S = 0.05; // added to the target by a run of stalls
+  const STALLS_TO_RAISE = 3; // stalls within CALM_MS that make a run
   const CALM_MS = 10000;     // no stall for this long: the target comes down again
   const JUMP_S = 0.8;        // further behind than this: jump
   const SLACK_S = 0.03;      // speed up only once this far past TARGET_S (a frame's jitter is normal)
@@ -71,6 +73,7 @@
     let anchors = [];             // [{t, unix}]: when camhub received the keyframe at timeline t
     let target = TARGET_S;        // s behind the newest buffered frame to play at
     let stalls = 0;               // waits for data while playing
+    let recentStalls = [];        // performance.now() of the stalls within CALM_MS
     let calmFrom = 0;             // performance.now() of the last stall (or the last step down)
 
     // fatal: this camera cannot be played this way (the server said so, or the browser refused
@@ -155,8 +158,14 @@
     function onWaiting() {
       if (stopped || !firstFrameAt || video.seeking) return;
       stalls += 1;
-      target = Math.min(MAX_TARGET_S, target + STALL_STEP_S);
-      calmFrom = performance.now();
+      const now = performance.now();
+      calmFrom = now;
+      recentStalls = recentStalls.filter(function (t) { return now - t < CALM_MS; });
+      recentStalls.push(now);
+      if (recentStalls.length >= STALLS_TO_RAISE) {
+        target = Math.min(MAX_TARGET_S, target + STALL_STEP_S);
+        recentStalls = [];
+      }
     }
 
     function onUpdateEnd() {
@@ -248,6 +257,7 @@
       video.playsInline = true;
       target = TARGET_S;
       stalls = 0;
+      recentStalls = [];
       video.addEventListener('waiting', onWaiting);
       video.onerror = function () {
         fail('The browser could not play the video' + (video.error && video.error.message ? ' (' + video.error.message + ')' : ''), true);
